@@ -1,0 +1,1 @@
+//! Email rendering and delivery (being written).

@@ -1,0 +1,1 @@
+//! Send-time policy (being written).

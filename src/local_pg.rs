@@ -1,0 +1,1 @@
+//! Private PostgreSQL cluster for `duespark dev` (being written).
