@@ -40,6 +40,8 @@ CREATE TABLE invoices (
     status                      text NOT NULL DEFAULT 'open'
         CHECK (status IN ('open', 'payment_pending', 'paid', 'void', 'refunded', 'disputed')),
     reminders_paused            boolean NOT NULL DEFAULT false,
+    -- Set when Stripe confirmed the current status; the app's upsert cannot then reopen the invoice.
+    status_confirmed_by_stripe  boolean NOT NULL DEFAULT false,
     stripe_payment_intent_id    text,
     stripe_invoice_id           text,
     stripe_checkout_session_id  text,

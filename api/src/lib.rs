@@ -1,1 +1,57 @@
-//! placeholder
+//! DueSpark's HTTP API: authentication, validation and translation between HTTP and the `jobs` and
+//! `queue` crates. Handlers hold no domain logic: they parse, call, and map results to responses.
+//! It never depends on the worker runtime.
+
+mod auth;
+mod error;
+mod extract;
+mod idempotency;
+mod routes;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use duespark_queue::JobStore;
+use sqlx::PgPool;
+use tower_http::trace::TraceLayer;
+
+pub use auth::{Claims, Scope, TokenError, issue_token};
+pub use error::ApiError;
+
+/// Largest request body the JSON routes accept.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Shared state of the API's handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub store: JobStore,
+    /// The HS256 key that signs and verifies bearer tokens.
+    pub secret_key: Arc<[u8]>,
+    /// Set when the process is shutting down, so `/health/ready` reports not ready.
+    pub draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, secret_key: &[u8]) -> Self {
+        AppState {
+            store: JobStore::new(pool.clone()),
+            pool,
+            secret_key: Arc::from(secret_key),
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Builds the complete router: `/v1`, health routes and the dashboard.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::v1(state.clone()))
+        .merge(routes::health())
+        .merge(duespark_dashboard::router())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,8 +1,17 @@
 //! DueSpark's domain and job handlers.
 //!
 //! This crate owns accounts, clients and invoices, the reminder policy (stages, send times,
-//! eligibility), email rendering and delivery. It enqueues and reads jobs only through
-//! `duespark-queue`; it knows nothing of HTTP or of the worker runtime.
+//! eligibility), email rendering and delivery, and the registry of job kinds. It enqueues and reads
+//! jobs only through `duespark-queue`; it knows nothing of HTTP or of the worker runtime.
 
+pub mod context;
+pub mod dispatch;
+pub mod domain;
 pub mod email;
+pub mod kinds;
+pub mod outcome;
 pub mod reminders;
+
+pub use context::{Attempt, JobContext};
+pub use dispatch::run_job;
+pub use outcome::JobError;

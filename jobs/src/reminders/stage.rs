@@ -64,7 +64,9 @@ impl fmt::Display for Stage {
 
 /// The error for a string that names no stage.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown stage {0:?}: expected one of upcoming, due, overdue_3, overdue_7, overdue_14, final")]
+#[error(
+    "unknown stage {0:?}: expected one of upcoming, due, overdue_3, overdue_7, overdue_14, final"
+)]
 pub struct UnknownStage(pub String);
 
 impl FromStr for Stage {

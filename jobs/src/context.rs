@@ -1,0 +1,34 @@
+//! What job handlers share: the database, the job store, templates, the mailer and the clock.
+
+use std::sync::Arc;
+
+use duespark_queue::JobStore;
+use sqlx::PgPool;
+
+use crate::email::{Mailer, SendRateLimiter, Templates};
+use crate::reminders::schedule::Clock;
+
+/// Shared state of all job handlers in one process.
+pub struct JobContext {
+    pub pool: PgPool,
+    pub store: JobStore,
+    pub templates: Templates,
+    pub mailer: Mailer,
+    pub mail_limiter: SendRateLimiter,
+    /// The address part of `MAIL_FROM`; the display name is the account's sender name.
+    pub mail_from: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Which attempt of a job is running, counted from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    pub number: u32,
+    pub max: u32,
+}
+
+impl Attempt {
+    pub fn is_last(self) -> bool {
+        self.number >= self.max
+    }
+}

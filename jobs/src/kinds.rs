@@ -1,0 +1,73 @@
+//! The registered job kinds: which queue each runs on, its attempt limit, timeout and backoff.
+
+use std::time::Duration;
+
+/// Queue names. Each kind belongs to exactly one.
+pub mod queues {
+    pub const REMINDERS: &str = "reminders";
+    pub const PAYMENTS: &str = "payments";
+    pub const WEBHOOKS: &str = "webhooks";
+    pub const BOUNCES: &str = "bounces";
+    pub const BACKUPS: &str = "backups";
+    pub const MAINTENANCE: &str = "maintenance";
+
+    pub const ALL: [&str; 6] = [REMINDERS, PAYMENTS, WEBHOOKS, BOUNCES, BACKUPS, MAINTENANCE];
+}
+
+/// Settings of one job kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindSpec {
+    pub name: &'static str,
+    /// The kind's home queue; the API rejects a job of this kind on another queue.
+    pub queue: &'static str,
+    pub max_attempts: u32,
+    /// Longest a single attempt may run before it counts as failed and retryable.
+    pub timeout: Duration,
+    /// First retry delay; each further retry doubles it, with full jitter, up to `backoff_cap`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+/// Sends one reminder email.
+pub const SEND_REMINDER: &str = "reminder.send";
+/// Finds the reminders that are due and enqueues them.
+pub const SCHEDULE_REMINDERS: &str = "reminder.schedule";
+/// Does nothing: for benchmarks and smoke tests.
+pub const NOOP: &str = "noop";
+
+const KINDS: [KindSpec; 3] = [
+    KindSpec {
+        name: SEND_REMINDER,
+        queue: queues::REMINDERS,
+        max_attempts: 8,
+        timeout: Duration::from_secs(120),
+        backoff_base: Duration::from_secs(2),
+        backoff_cap: Duration::from_secs(600),
+    },
+    KindSpec {
+        name: SCHEDULE_REMINDERS,
+        queue: queues::MAINTENANCE,
+        max_attempts: 3,
+        timeout: Duration::from_secs(300),
+        backoff_base: Duration::from_secs(5),
+        backoff_cap: Duration::from_secs(60),
+    },
+    KindSpec {
+        name: NOOP,
+        queue: queues::MAINTENANCE,
+        max_attempts: 3,
+        timeout: Duration::from_secs(10),
+        backoff_base: Duration::from_secs(1),
+        backoff_cap: Duration::from_secs(10),
+    },
+];
+
+/// Returns the settings of a registered kind.
+pub fn spec(kind: &str) -> Option<&'static KindSpec> {
+    KINDS.iter().find(|spec| spec.name == kind)
+}
+
+/// Every registered kind.
+pub fn all() -> &'static [KindSpec] {
+    &KINDS
+}

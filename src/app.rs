@@ -1,0 +1,183 @@
+//! Wiring: database pool, migrations, the job context, the API server and shutdown signals.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use duespark_api::AppState;
+use duespark_jobs::JobContext;
+use duespark_jobs::email::{Mailer, SendRateLimiter, Templates};
+use duespark_jobs::reminders::schedule::{Clock, SystemClock};
+use duespark_queue::JobStore;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+
+/// Opens a connection pool and checks that the database answers.
+pub async fn connect(database_url: &str) -> Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(20)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(database_url)
+        .await
+        .context("failed to connect to the database given by DATABASE_URL")
+}
+
+/// Applies the application's migrations, then the job store's.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    sqlx::migrate!("./migrations")
+        .run(pool)
+        .await
+        .context("failed to apply the application migrations")?;
+    duespark_queue::migrate(pool)
+        .await
+        .context("failed to apply the job store migrations")?;
+    Ok(())
+}
+
+/// Builds what job handlers share. Templates are loaded and checked here, so a broken template
+/// stops the process at start-up.
+pub fn job_context(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Result<JobContext> {
+    let templates = Templates::load(&config.templates_dir).with_context(|| {
+        format!(
+            "failed to load the email templates from {}",
+            config.templates_dir.display()
+        )
+    })?;
+    let mailer = match &config.smtp_url {
+        Some(url) => Mailer::smtp(url.expose_secret()).context("invalid SMTP_URL")?,
+        None => {
+            info!(outbox = %config.outbox_dir.display(), "SMTP_URL is not set; emails are written to the outbox folder");
+            Mailer::outbox(config.outbox_dir.clone())
+        }
+    };
+    Ok(JobContext {
+        store: JobStore::new(pool.clone()),
+        pool,
+        templates,
+        mailer,
+        mail_limiter: SendRateLimiter::per_second(config.mail_rate_per_process()),
+        mail_from: config.mail_from.clone(),
+        clock,
+    })
+}
+
+/// The system clock, for production processes.
+pub fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+/// Returns the token-signing key: `SECRET_KEY`, or in development a random key kept in
+/// `<var_dir>/secret_key` so tokens stay valid across restarts.
+pub fn secret_key(config: &Config, var_dir: &Path) -> Result<Vec<u8>> {
+    if let Some(key) = &config.secret_key {
+        return Ok(key.expose_secret().as_bytes().to_vec());
+    }
+    let path = var_dir.join("secret_key");
+    if let Ok(key) = std::fs::read_to_string(&path)
+        && key.trim().len() >= crate::config::MIN_SECRET_KEY_LEN
+    {
+        return Ok(key.trim().as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(var_dir)
+        .with_context(|| format!("failed to create {}", var_dir.display()))?;
+    let key = hex::encode(rand::random::<[u8; 32]>());
+    std::fs::write(&path, &key).with_context(|| format!("failed to write {}", path.display()))?;
+    warn!(path = %path.display(), "SECRET_KEY is not set; using a development key stored in this file");
+    Ok(key.into_bytes())
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled. While draining, `/health/ready`
+/// reports not ready and in-flight requests finish.
+pub async fn serve_api(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let draining = state.draining.clone();
+    let router = duespark_api::router(state);
+    info!(address = %listener.local_addr()?, "API listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            draining.store(true, Ordering::Relaxed);
+        })
+        .await
+        .context("the API server failed")?;
+    info!("API stopped");
+    Ok(())
+}
+
+/// Returns a token that is cancelled on SIGTERM or SIGINT.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutdown signal received; finishing in-flight work");
+        cancel.cancel();
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Serves a worker process's `/health`, `/health/live` and `/health/ready` on its metrics address.
+pub async fn serve_worker_health(
+    listener: TcpListener,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    use axum::Router;
+    use axum::routing::get;
+
+    async fn live() -> &'static str {
+        "ok"
+    }
+    let ready_pool = pool.clone();
+    let ready = move || {
+        let pool = ready_pool.clone();
+        async move {
+            match sqlx::query("SELECT 1").execute(&pool).await {
+                Ok(_) => (axum::http::StatusCode::OK, "ok"),
+                Err(_) => (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "database unreachable",
+                ),
+            }
+        }
+    };
+    // TODO: serve the worker's Prometheus metrics here as well.
+    let router = Router::new()
+        .route("/health", get(live))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready));
+    info!(address = %listener.local_addr()?, "worker health endpoint listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}

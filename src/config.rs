@@ -1,0 +1,430 @@
+//! Typed configuration from environment variables, checked at start-up. A bad value stops the
+//! process with a message that names the variable. Secrets are wrapped so `Debug` cannot show them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Which kind of deployment this is; production makes more variables required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// A variable that is missing or invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
+}
+
+/// The process configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub database_url: Option<SecretString>,
+    /// `None` in development when `SECRET_KEY` is unset; `duespark dev` then makes a local one.
+    pub secret_key: Option<SecretString>,
+    pub bind: SocketAddr,
+    pub worker_metrics_bind: SocketAddr,
+    pub log_format: LogFormat,
+    /// The sender address; each email shows the account's name with it.
+    pub mail_from: String,
+    pub smtp_url: Option<SecretString>,
+    pub mail_rate_per_second: f64,
+    pub outbox_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub default_timezone: chrono_tz::Tz,
+    pub stripe_livemode: bool,
+    pub pg_bin_dir: Option<PathBuf>,
+    pub worker_replicas: u32,
+    /// Per-queue concurrency from `WORKER_CONCURRENCY` (`reminders=8,payments=2`).
+    pub worker_concurrency: BTreeMap<String, usize>,
+    pub default_concurrency: usize,
+}
+
+/// Minimum length of `SECRET_KEY`, in characters.
+pub const MIN_SECRET_KEY_LEN: usize = 32;
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, which returns a variable's value if set.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+
+        let environment = match get("DUESPARK_ENV").as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(invalid(
+                    "DUESPARK_ENV",
+                    format!("{other:?} is not development or production"),
+                ));
+            }
+        };
+        let production = environment == Environment::Production;
+
+        let database_url = get("DATABASE_URL")
+            .map(|url| parse_database_url(&url))
+            .transpose()?;
+        let secret_key = get("SECRET_KEY")
+            .map(|key| parse_secret_key(&key))
+            .transpose()?;
+        if production && secret_key.is_none() {
+            return Err(invalid(
+                "SECRET_KEY",
+                "is required in production (32 characters or more)",
+            ));
+        }
+        if production && database_url.is_none() {
+            return Err(invalid("DATABASE_URL", "is required in production"));
+        }
+
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None if production => LogFormat::Json,
+            None => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => {
+                return Err(invalid(
+                    "LOG_FORMAT",
+                    format!("{other:?} is not json or text"),
+                ));
+            }
+        };
+
+        let mail_from = match get("MAIL_FROM") {
+            Some(value) => parse_mail_from(&value)?,
+            None if production => return Err(invalid("MAIL_FROM", "is required in production")),
+            None => "reminders@duespark.localhost".to_owned(),
+        };
+        let smtp_url = get("SMTP_URL")
+            .map(|url| parse_smtp_url(&url))
+            .transpose()?;
+
+        let stripe_livemode = match get("STRIPE_LIVEMODE").as_deref() {
+            Some("true") => true,
+            Some("false") => false,
+            None if production => {
+                return Err(invalid(
+                    "STRIPE_LIVEMODE",
+                    "is required in production (true or false)",
+                ));
+            }
+            None => false,
+            Some(other) => {
+                return Err(invalid(
+                    "STRIPE_LIVEMODE",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
+
+        let worker_concurrency = get("WORKER_CONCURRENCY")
+            .map(|value| parse_concurrency(&value))
+            .transpose()?
+            .unwrap_or_default();
+
+        Ok(Config {
+            environment,
+            database_url,
+            secret_key,
+            bind: parse(
+                get("DUESPARK_BIND"),
+                "DUESPARK_BIND",
+                "127.0.0.1:8080",
+                "a socket address such as 127.0.0.1:8080",
+            )?,
+            worker_metrics_bind: parse(
+                get("WORKER_METRICS_BIND"),
+                "WORKER_METRICS_BIND",
+                "127.0.0.1:9464",
+                "a socket address such as 127.0.0.1:9464",
+            )?,
+            log_format,
+            mail_from,
+            smtp_url,
+            mail_rate_per_second: parse_positive(
+                get("MAIL_RATE_PER_SECOND"),
+                "MAIL_RATE_PER_SECOND",
+                10.0,
+            )?,
+            outbox_dir: get("OUTBOX_DIR")
+                .map_or_else(|| PathBuf::from("var/outbox"), PathBuf::from),
+            templates_dir: get("TEMPLATES_DIR")
+                .map_or_else(|| PathBuf::from("templates"), PathBuf::from),
+            default_timezone: parse(
+                get("DEFAULT_TIMEZONE"),
+                "DEFAULT_TIMEZONE",
+                "UTC",
+                "an IANA time zone such as Europe/Berlin",
+            )?,
+            stripe_livemode,
+            pg_bin_dir: get("PG_BIN_DIR").map(PathBuf::from),
+            worker_replicas: parse(
+                get("WORKER_REPLICAS"),
+                "WORKER_REPLICAS",
+                "1",
+                "a whole number of 1 or more",
+            )
+            .and_then(|replicas: u32| {
+                if replicas >= 1 {
+                    Ok(replicas)
+                } else {
+                    Err(invalid("WORKER_REPLICAS", "must be 1 or more"))
+                }
+            })?,
+            worker_concurrency,
+            default_concurrency: parse(
+                get("WORKER_DEFAULT_CONCURRENCY"),
+                "WORKER_DEFAULT_CONCURRENCY",
+                "4",
+                "a whole number of 1 or more",
+            )?,
+        })
+    }
+
+    /// This process's share of the mail rate limit: the rate divided by `WORKER_REPLICAS`.
+    pub fn mail_rate_per_process(&self) -> f64 {
+        self.mail_rate_per_second / f64::from(self.worker_replicas)
+    }
+
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_ref().map(|url| url.expose_secret())
+    }
+}
+
+fn parse<T: FromStr>(
+    value: Option<String>,
+    variable: &'static str,
+    default: &str,
+    expected: &str,
+) -> Result<T, ConfigError> {
+    let value = value.unwrap_or_else(|| default.to_owned());
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(variable, format!("{value:?} is not {expected}")))
+}
+
+fn parse_positive(
+    value: Option<String>,
+    variable: &'static str,
+    default: f64,
+) -> Result<f64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        _ => Err(invalid(
+            variable,
+            format!("{value:?} is not a number greater than 0"),
+        )),
+    }
+}
+
+fn parse_database_url(value: &str) -> Result<SecretString, ConfigError> {
+    let valid = url::Url::parse(value)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "postgres" | "postgresql"))
+        .and_then(|_| sqlx::postgres::PgConnectOptions::from_str(value).ok())
+        .is_some();
+    if !valid {
+        return Err(invalid(
+            "DATABASE_URL",
+            "is not a URL of the form postgres://user:password@host:5432/database",
+        ));
+    }
+    Ok(SecretString::from(value.to_owned()))
+}
+
+fn parse_secret_key(value: &str) -> Result<SecretString, ConfigError> {
+    if value.chars().count() < MIN_SECRET_KEY_LEN {
+        return Err(invalid(
+            "SECRET_KEY",
+            format!(
+                "must be at least {MIN_SECRET_KEY_LEN} characters; generate one with `openssl rand -hex 32`"
+            ),
+        ));
+    }
+    Ok(SecretString::from(value.to_owned()))
+}
+
+fn parse_smtp_url(value: &str) -> Result<SecretString, ConfigError> {
+    let valid = url::Url::parse(value).ok().filter(|url| {
+        matches!(url.scheme(), "smtp" | "smtps")
+            && url.host_str().is_some_and(|host| !host.is_empty())
+    });
+    if valid.is_none() {
+        return Err(invalid(
+            "SMTP_URL",
+            "is not a URL of the form smtp://user:password@host:587?tls=required or smtps://host:465",
+        ));
+    }
+    Ok(SecretString::from(value.to_owned()))
+}
+
+/// Accepts `address` or `Name <address>`; only the address is kept, because each email shows the
+/// account's own sender name.
+fn parse_mail_from(value: &str) -> Result<String, ConfigError> {
+    let address = match (value.find('<'), value.rfind('>')) {
+        (Some(start), Some(end)) if start < end => value[start + 1..end].trim(),
+        _ => value.trim(),
+    };
+    if lettre::Address::from_str(address).is_err() {
+        return Err(invalid(
+            "MAIL_FROM",
+            format!("{value:?} is not an email address such as reminders@example.com"),
+        ));
+    }
+    Ok(address.to_owned())
+}
+
+fn parse_concurrency(value: &str) -> Result<BTreeMap<String, usize>, ConfigError> {
+    let mut map = BTreeMap::new();
+    for pair in value
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        let parsed = pair.split_once('=').and_then(|(queue, count)| {
+            Some((
+                queue.trim().to_owned(),
+                count
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|count| *count > 0)?,
+            ))
+        });
+        let Some((queue, count)) = parsed else {
+            return Err(invalid(
+                "WORKER_CONCURRENCY",
+                format!("{pair:?} is not of the form queue=N with N of 1 or more"),
+            ));
+        };
+        map.insert(queue, count);
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn development_defaults() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.environment, Environment::Development);
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.worker_metrics_bind.to_string(), "127.0.0.1:9464");
+        assert!(config.smtp_url.is_none());
+    }
+
+    #[test]
+    fn short_secret_key_names_the_variable() {
+        let error = config(&[("SECRET_KEY", "too-short")]).unwrap_err();
+        assert_eq!(error.variable, "SECRET_KEY");
+    }
+
+    #[test]
+    fn malformed_urls_name_the_variable() {
+        assert_eq!(
+            config(&[("DATABASE_URL", "mysql://localhost/db")])
+                .unwrap_err()
+                .variable,
+            "DATABASE_URL"
+        );
+        assert_eq!(
+            config(&[("DATABASE_URL", "not a url")])
+                .unwrap_err()
+                .variable,
+            "DATABASE_URL"
+        );
+        assert_eq!(
+            config(&[("SMTP_URL", "http://mail.example.com")])
+                .unwrap_err()
+                .variable,
+            "SMTP_URL"
+        );
+    }
+
+    #[test]
+    fn unknown_time_zone_names_the_variable() {
+        assert_eq!(
+            config(&[("DEFAULT_TIMEZONE", "Mars/Olympus")])
+                .unwrap_err()
+                .variable,
+            "DEFAULT_TIMEZONE"
+        );
+    }
+
+    #[test]
+    fn production_requires_secrets() {
+        let error = config(&[("DUESPARK_ENV", "production")]).unwrap_err();
+        assert_eq!(error.variable, "SECRET_KEY");
+    }
+
+    #[test]
+    fn secrets_are_hidden_from_debug() {
+        let config = config(&[
+            ("SECRET_KEY", "a-very-secret-key-of-32-characters!!"),
+            (
+                "SMTP_URL",
+                "smtp://user:hunter2hunter2@mail.example.com:587",
+            ),
+        ])
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("a-very-secret-key"));
+        assert!(!printed.contains("hunter2hunter2"));
+    }
+
+    #[test]
+    fn worker_concurrency_parses() {
+        let config = config(&[("WORKER_CONCURRENCY", "reminders=8, payments=2")]).unwrap();
+        assert_eq!(config.worker_concurrency.get("reminders"), Some(&8));
+        assert!(super::parse_concurrency("reminders=0").is_err());
+    }
+
+    #[test]
+    fn mail_from_keeps_the_address() {
+        assert_eq!(
+            parse_mail_from("DueSpark <reminders@example.com>").unwrap(),
+            "reminders@example.com"
+        );
+        assert!(parse_mail_from("nobody").is_err());
+    }
+}

@@ -1,0 +1,326 @@
+//! Shared harness of the integration tests: a fresh PostgreSQL database per test, a real SMTP server
+//! process, the API on port 0 and the workers, with helpers per endpoint.
+//!
+//! Needs `DATABASE_URL` (a role that may create databases), `DUESPARK_TEST_PYTHON` and
+//! `DUESPARK_TEST_SMTP_SERVER`; `scripts/test.sh` sets all three.
+
+#![allow(dead_code)]
+
+pub mod smtp;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use duespark::config::Config;
+use duespark_api::{AppState, Scope, issue_token};
+use duespark_jobs::JobContext;
+use duespark_jobs::reminders::schedule::{Clock, FixedClock};
+use duespark_worker::{Runtime, WorkerConfig, run_workers};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
+
+#[allow(unused_imports)]
+pub use smtp::SmtpServer;
+
+pub const SECRET_KEY: &str = "test-secret-key-that-is-long-enough-0123";
+
+/// Creates a database with a random name and applies all migrations.
+pub async fn fresh_database() -> (PgPool, String) {
+    let admin_url = std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must point at a PostgreSQL server (run scripts/test.sh)");
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url)
+        .await
+        .expect("failed to connect to DATABASE_URL");
+    let name = format!("duespark_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .expect("failed to create the test database");
+    admin.close().await;
+
+    let mut url = url::Url::parse(&admin_url).expect("DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    let url = url.to_string();
+    let pool = PgPoolOptions::new()
+        .max_connections(20)
+        .connect(&url)
+        .await
+        .expect("failed to connect to the test database");
+    duespark::app::migrate(&pool)
+        .await
+        .expect("migrations apply");
+    (pool, url)
+}
+
+/// Options of a test app.
+pub struct TestOptions {
+    /// The SMTP server's port; `None` writes emails to an outbox folder.
+    pub smtp_port: Option<u16>,
+    /// Start workers that process the queues.
+    pub workers: bool,
+    /// Fixed time for the scheduler and rendering; `None` uses the system clock.
+    pub now: Option<DateTime<Utc>>,
+    pub templates_dir: Option<PathBuf>,
+    pub concurrency: usize,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        TestOptions {
+            smtp_port: None,
+            workers: true,
+            now: None,
+            templates_dir: None,
+            concurrency: 4,
+        }
+    }
+}
+
+/// A running app: API on a random port, optional workers, its own database.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub pool: PgPool,
+    pub ctx: Arc<JobContext>,
+    pub clock: Option<Arc<FixedClock>>,
+    pub http: reqwest::Client,
+    pub outbox: tempfile::TempDir,
+    shutdown: CancellationToken,
+    workers: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn workspace_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn test_config(
+    smtp_port: Option<u16>,
+    outbox: &std::path::Path,
+    templates_dir: Option<PathBuf>,
+) -> Config {
+    let mut vars = BTreeMap::new();
+    vars.insert("SECRET_KEY", SECRET_KEY.to_owned());
+    vars.insert("MAIL_FROM", "DueSpark <reminders@duespark.test>".to_owned());
+    vars.insert("MAIL_RATE_PER_SECOND", "500".to_owned());
+    vars.insert("OUTBOX_DIR", outbox.display().to_string());
+    vars.insert(
+        "TEMPLATES_DIR",
+        templates_dir
+            .unwrap_or_else(|| workspace_dir().join("templates"))
+            .display()
+            .to_string(),
+    );
+    if let Some(port) = smtp_port {
+        vars.insert("SMTP_URL", format!("smtp://127.0.0.1:{port}"));
+    }
+    Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration is valid")
+}
+
+impl TestApp {
+    pub async fn spawn(options: TestOptions) -> TestApp {
+        let (pool, _url) = fresh_database().await;
+        Self::spawn_on(pool, options).await
+    }
+
+    pub async fn spawn_on(pool: PgPool, options: TestOptions) -> TestApp {
+        let outbox = tempfile::tempdir().expect("temp dir");
+        let config = test_config(
+            options.smtp_port,
+            outbox.path(),
+            options.templates_dir.clone(),
+        );
+
+        let fixed = options.now.map(|now| Arc::new(FixedClock::new(now)));
+        let clock: Arc<dyn Clock> = match &fixed {
+            Some(clock) => clock.clone(),
+            None => duespark::app::system_clock(),
+        };
+        let ctx = Arc::new(
+            duespark::app::job_context(&config, pool.clone(), clock).expect("job context builds"),
+        );
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let state = AppState::new(pool.clone(), SECRET_KEY.as_bytes());
+        tokio::spawn(duespark::app::serve_api(listener, state, shutdown.clone()));
+
+        let workers = options.workers.then(|| {
+            let runtime = Runtime {
+                ctx: ctx.clone(),
+                config: WorkerConfig {
+                    default_concurrency: options.concurrency,
+                    poll_interval: Duration::from_millis(200),
+                    // Tests run the scheduler themselves.
+                    scheduler_interval: None,
+                    backoff_base_override: Some(Duration::from_millis(300)),
+                    ..WorkerConfig::default()
+                },
+            };
+            tokio::spawn(run_workers(runtime, shutdown.clone()))
+        });
+
+        TestApp {
+            address,
+            pool,
+            ctx,
+            clock: fixed,
+            http: reqwest::Client::new(),
+            outbox,
+            shutdown,
+            workers,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn token(&self, scopes: &[Scope]) -> String {
+        issue_token(
+            SECRET_KEY.as_bytes(),
+            "test-app",
+            scopes,
+            Duration::from_secs(3600),
+        )
+        .unwrap()
+    }
+
+    pub fn write_token(&self) -> String {
+        self.token(&[Scope::JobsWrite, Scope::JobsRead])
+    }
+
+    /// Sends a JSON request with a write token; returns the status and the JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(self.write_token());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request is sent");
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Creates an account, a client and an open invoice with the given amount, currency and due
+    /// date; returns the invoice id.
+    pub async fn seed_invoice(
+        &self,
+        prefix: &str,
+        amount_due: i64,
+        currency: &str,
+        due_on: &str,
+        timezone: &str,
+    ) -> String {
+        let account = json!({"name": format!("{prefix} Studio"), "sender_name": "Maya Lin", "reply_to": format!("maya@{prefix}.example"), "timezone": timezone});
+        assert_eq!(
+            self.put(&format!("/v1/accounts/{prefix}-acct"), account)
+                .await
+                .0,
+            201
+        );
+        let client = json!({"account_id": format!("{prefix}-acct"), "name": "Acme Corp", "email": format!("ap+{prefix}@acme.example")});
+        assert_eq!(
+            self.put(&format!("/v1/clients/{prefix}-client"), client)
+                .await
+                .0,
+            201
+        );
+        let invoice = json!({
+            "account_id": format!("{prefix}-acct"), "client_id": format!("{prefix}-client"), "number": format!("INV-{prefix}-1"),
+            "amount_due": amount_due, "currency": currency, "issued_on": "2026-01-01", "due_on": due_on,
+            "pay_url": format!("https://pay.example.com/{prefix}"),
+        });
+        let (status, body) = self
+            .put(&format!("/v1/invoices/{prefix}-inv"), invoice)
+            .await;
+        assert_eq!(status, 201, "invoice upsert failed: {body}");
+        format!("{prefix}-inv")
+    }
+
+    /// Reads a job through the API.
+    pub async fn job(&self, job_id: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/jobs/{job_id}")).await;
+        assert_eq!(status, 200, "job lookup failed: {body}");
+        body
+    }
+
+    /// Waits until the job reaches one of the final statuses and returns it.
+    pub async fn wait_for_job(&self, job_id: &str, timeout: Duration) -> Value {
+        wait_until(timeout, || async {
+            let job = self.job(job_id).await;
+            matches!(job["status"].as_str(), Some("done" | "dead" | "cancelled")).then_some(job)
+        })
+        .await
+        .unwrap_or_else(|| panic!("job {job_id} did not finish within {timeout:?}"))
+    }
+
+    /// Counts jobs in the backend that have not finished.
+    pub async fn unfinished_jobs(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM apalis.jobs WHERE status NOT IN ('Done', 'Killed', 'Failed')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(workers) = self.workers.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), workers).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn wait_until<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

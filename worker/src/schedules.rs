@@ -1,0 +1,47 @@
+//! Periodic schedules: each worker process enqueues the due runs of periodic jobs. An idempotency
+//! key per time slot makes the enqueue happen once per slot however many processes run.
+
+use chrono::{DateTime, Utc};
+use duespark_jobs::kinds;
+use duespark_queue::{JobStore, NewJob, QueueError};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::Runtime;
+
+/// Enqueues the reminder scheduler's run for the time slot that contains `now`. Returns whether
+/// this call created the job.
+pub async fn enqueue_due_schedules(
+    store: &JobStore,
+    now: DateTime<Utc>,
+    interval: std::time::Duration,
+) -> Result<bool, QueueError> {
+    let interval_secs = i64::try_from(interval.as_secs().max(1)).unwrap_or(300);
+    let slot = now.timestamp() / interval_secs * interval_secs;
+    let spec = kinds::spec(kinds::SCHEDULE_REMINDERS).expect("the scheduler kind is registered");
+    let job = NewJob::new(spec.queue, spec.name, serde_json::json!({}))
+        .max_attempts(spec.max_attempts)
+        .idempotency_key(format!("{}:{slot}", spec.name));
+    Ok(store.enqueue(job).await?.created)
+}
+
+/// Enqueues periodic jobs at every interval until shutdown, starting at once.
+pub(crate) async fn run_schedules(runtime: Runtime, shutdown: CancellationToken) {
+    let Some(interval) = runtime.config.scheduler_interval else {
+        return;
+    };
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = shutdown.cancelled() => break,
+        }
+        let now = runtime.ctx.clock.now();
+        match enqueue_due_schedules(&runtime.ctx.store, now, interval).await {
+            Ok(true) => info!("reminder scheduler run enqueued"),
+            Ok(false) => {}
+            Err(error) => error!(%error, "failed to enqueue the reminder scheduler run"),
+        }
+    }
+}
