@@ -4,6 +4,7 @@ FROM rust:1-bookworm AS builder
 WORKDIR /src
 # Only what the build needs; the local var/ directory (test venv, dev cluster) stays out.
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo/ .cargo/
 COPY src/ src/
 COPY queue/ queue/
 COPY jobs/ jobs/

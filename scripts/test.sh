@@ -200,8 +200,19 @@ selects_packages() {
     return 1
 }
 
+cargo_log=$(mktemp "${TMPDIR:-/tmp}/duespark-test-log.XXXXXX")
+status=0
 if selects_packages "$@"; then
-    cargo test "$@"
+    cargo test "$@" 2>&1 | tee "$cargo_log" || status=$?
 else
-    cargo test --workspace "$@"
+    cargo test --workspace "$@" 2>&1 | tee "$cargo_log" || status=$?
 fi
+
+# cargo prints one summary per test binary, the last one often for doctests with 0 tests; print the
+# totals as the closing line.
+totals=$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$cargo_log" \
+    | awk '{ passed += $1; failed += $2 } END { printf "%d passed, %d failed", passed, failed }')
+rm -f "$cargo_log"
+echo
+echo "tests: $totals"
+exit "$status"

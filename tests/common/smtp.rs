@@ -98,7 +98,7 @@ impl SmtpServer {
         self.maildir.path()
     }
 
-    /// The messages received so far, in arrival order.
+    /// Reads the messages received so far, in arrival order.
     pub fn messages(&self) -> Vec<ReceivedMessage> {
         read_maildir(self.maildir.path())
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// How the workers of one process run.
+/// Settings of the workers of one process.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Queues this process works on.

@@ -8,7 +8,7 @@ use duespark_jobs::{Attempt, JobContext, JobError, kinds, run_job};
 use duespark_queue::{JobEnvelope, attempt_state, finish_attempt, start_attempt};
 use tracing::{Instrument, error, info, info_span, warn};
 
-/// How a job ended after all its attempts.
+/// The end state of a job after all its attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
     Done,

@@ -24,7 +24,7 @@ pub struct Runtime {
     pub config: WorkerConfig,
 }
 
-/// What a handler call receives besides the job.
+/// State each handler call receives besides the job.
 #[derive(Clone)]
 struct HandlerState {
     runtime: Runtime,
@@ -156,7 +156,7 @@ async fn handle(
     }
 }
 
-/// A name unique across processes and restarts: host, process id, queue and a random suffix.
+/// Builds a name unique across processes and restarts: host, process id, queue and a random suffix.
 fn worker_name(queue: &str) -> String {
     let host = hostname::get()
         .map(|name| name.to_string_lossy().into_owned())
