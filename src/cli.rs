@@ -90,6 +90,14 @@ fn var_dir() -> PathBuf {
 
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> Result<()> {
+    // Development reads a `.env` file from the working directory; variables already set win.
+    if std::env::var("DUESPARK_ENV").as_deref() != Ok("production") {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(error) if error.not_found() => {}
+            Err(error) => bail!("failed to read the .env file: {error}"),
+        }
+    }
     let config = Config::from_env()?;
     crate::logging::init(config.log_format);
 
