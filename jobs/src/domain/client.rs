@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use super::validate::{FieldError, validate_email, validate_id, validate_required};
-use super::{DomainError, Upserted};
+use super::validate::{validate_email, validate_id, validate_required};
+use super::{DomainError, Upserted, require_account};
 
 /// A client as the app pushes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,19 +39,7 @@ pub async fn upsert_client(
     validate_email("email", &input.email)?;
 
     let mut tx = pool.begin().await?;
-    let account_exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)")
-            .bind(&input.account_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !account_exists {
-        return Err(FieldError::new(
-            "account_id",
-            "unknown_account",
-            format!("no account has id {:?}", input.account_id),
-        )
-        .into());
-    }
+    require_account(&mut tx, &input.account_id).await?;
 
     let existing_account: Option<String> =
         sqlx::query_scalar("SELECT account_id FROM clients WHERE id = $1 FOR UPDATE")

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::validate::{FieldError, validate_id, validate_required, validate_url};
-use super::{DomainError, Upserted};
+use super::{DomainError, Upserted, require_account};
 use crate::email::money::currency_exponent;
 
 /// An invoice's status. Only `open` invoices are reminded.
@@ -270,19 +270,7 @@ pub async fn upsert_invoice(
 
 /// Checks that the account and the client exist and that the client belongs to the account.
 async fn check_owner(tx: &mut sqlx::PgConnection, input: &InvoiceInput) -> Result<(), DomainError> {
-    let account_exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)")
-            .bind(&input.account_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !account_exists {
-        return Err(FieldError::new(
-            "account_id",
-            "unknown_account",
-            format!("no account has id {:?}", input.account_id),
-        )
-        .into());
-    }
+    require_account(&mut *tx, &input.account_id).await?;
 
     let client_account: Option<String> =
         sqlx::query_scalar("SELECT account_id FROM clients WHERE id = $1")

@@ -36,3 +36,19 @@ pub enum DomainError {
     #[error(transparent)]
     Queue(#[from] duespark_queue::QueueError),
 }
+
+/// Fails with an `account_id` field error unless the account exists.
+async fn require_account(
+    conn: &mut sqlx::PgConnection,
+    account_id: &str,
+) -> Result<(), DomainError> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)")
+        .bind(account_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        let message = format!("no account has id {account_id:?}");
+        return Err(FieldError::new("account_id", "unknown_account", message).into());
+    }
+    Ok(())
+}
