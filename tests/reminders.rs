@@ -272,11 +272,13 @@ async fn smtp_outage_is_retried_with_growing_waits() {
 
     // Let three attempts fail against the closed port, then start the server there.
     let failed = wait_until(Duration::from_secs(30), || async {
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM duespark_queue.job_attempts WHERE job_id = $1 AND error IS NOT NULL")
-            .bind(&job_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+        let count: i32 = sqlx::query_scalar(
+            "SELECT jsonb_array_length(errors) FROM duespark_queue.jobs WHERE id = $1::bigint",
+        )
+        .bind(&job_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
         (count >= 3).then_some(count)
     })
     .await;
@@ -294,8 +296,18 @@ async fn smtp_outage_is_retried_with_growing_waits() {
     assert_eq!(smtp.messages().len(), 1, "the email arrives once");
     assert_eq!(messages.len(), 1);
 
+    // A refused connection fails at once, so each failed attempt's error time is its start time;
+    // the last attempt's start is the job's `started_at`.
     let starts: Vec<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
-        "SELECT started_at FROM duespark_queue.job_attempts WHERE job_id = $1 ORDER BY attempt",
+        r#"
+        SELECT at FROM (
+            SELECT (error ->> 'at')::timestamptz AS at FROM duespark_queue.jobs, jsonb_array_elements(errors) AS error
+            WHERE id = $1::bigint
+            UNION ALL
+            SELECT started_at FROM duespark_queue.jobs WHERE id = $1::bigint
+        ) AS attempts
+        ORDER BY at
+        "#,
     )
     .bind(&job_id)
     .fetch_all(&app.pool)

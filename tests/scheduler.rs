@@ -205,7 +205,7 @@ async fn repeated_and_concurrent_runs_enqueue_once() {
         .unwrap();
     assert_eq!(reminders, 20);
     let jobs: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM apalis.jobs WHERE job_type = 'reminders'")
+        sqlx::query_scalar("SELECT count(*) FROM duespark_queue.jobs WHERE queue = 'reminders'")
             .fetch_one(&app.pool)
             .await
             .unwrap();

@@ -19,16 +19,3 @@ pub struct JobContext {
     pub mail_from: String,
     pub clock: Arc<dyn Clock>,
 }
-
-/// Which attempt of a job is running, counted from 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attempt {
-    pub number: u32,
-    pub max: u32,
-}
-
-impl Attempt {
-    pub fn is_last(self) -> bool {
-        self.number >= self.max
-    }
-}

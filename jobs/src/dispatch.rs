@@ -1,24 +1,21 @@
 //! Runs a job by its kind.
 
-use duespark_queue::JobEnvelope;
+use duespark_queue::JobMeta;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
-use crate::context::{Attempt, JobContext};
+use crate::context::JobContext;
 use crate::kinds;
 use crate::outcome::JobError;
 use crate::reminders;
 
 /// Runs one attempt of a job. An unknown kind or a payload that does not decode is a permanent
 /// error: retrying cannot fix it.
-pub async fn run_job(
-    ctx: &JobContext,
-    job: &JobEnvelope,
-    attempt: Attempt,
-) -> Result<(), JobError> {
+pub async fn run_job(ctx: &JobContext, job: &JobMeta, payload: &Value) -> Result<(), JobError> {
     match job.kind.as_str() {
         kinds::SEND_REMINDER => {
-            let payload: reminders::deliver::SendReminder = decode(job)?;
-            reminders::deliver::send_reminder(ctx, payload.reminder_id, attempt).await
+            let payload: reminders::deliver::SendReminder = decode(job, payload)?;
+            reminders::deliver::send_reminder(ctx, payload.reminder_id, job).await
         }
         kinds::SCHEDULE_REMINDERS => {
             reminders::scheduler::run_scheduler(ctx).await?;
@@ -29,8 +26,8 @@ pub async fn run_job(
     }
 }
 
-fn decode<T: DeserializeOwned>(job: &JobEnvelope) -> Result<T, JobError> {
-    serde_json::from_value(job.payload.clone()).map_err(|error| {
+fn decode<T: DeserializeOwned>(job: &JobMeta, payload: &Value) -> Result<T, JobError> {
+    T::deserialize(payload).map_err(|error| {
         JobError::permanent(format!(
             "invalid payload for job kind {}: {error}",
             job.kind

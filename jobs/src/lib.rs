@@ -12,6 +12,6 @@ pub mod kinds;
 pub mod outcome;
 pub mod reminders;
 
-pub use context::{Attempt, JobContext};
+pub use context::JobContext;
 pub use dispatch::run_job;
 pub use outcome::JobError;

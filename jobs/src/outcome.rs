@@ -59,3 +59,18 @@ impl From<crate::domain::DomainError> for JobError {
         }
     }
 }
+
+impl From<JobError> for duespark_queue::JobFailure {
+    fn from(error: JobError) -> Self {
+        match error {
+            JobError::Retryable {
+                message,
+                retry_after,
+            } => duespark_queue::JobFailure::Retry {
+                message,
+                after: retry_after,
+            },
+            JobError::Permanent(message) => duespark_queue::JobFailure::Permanent { message },
+        }
+    }
+}

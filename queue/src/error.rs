@@ -5,8 +5,6 @@
 pub enum QueueError {
     #[error("database error in the job store: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("job backend error: {0}")]
-    Backend(#[from] apalis_postgres::Error),
     #[error("failed to run the job store migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("invalid job: {0}")]

@@ -1,6 +1,7 @@
 //! Job types shared by producers, workers and inspectors.
 
 use std::fmt;
+use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,39 +10,65 @@ use serde_json::Value;
 /// Default number of attempts when a producer does not choose one.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
-/// A job's id: a ULID string, so ids sort by creation time.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct JobId(pub String);
+/// A job's id. Ids grow with creation order; JSON carries them as strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct JobId(pub i64);
 
 impl JobId {
-    /// Creates a fresh id.
-    pub fn generate() -> Self {
-        JobId(ulid::Ulid::new().to_string())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The creation time encoded in the id, when it is a ULID.
-    pub fn created_at(&self) -> Option<DateTime<Utc>> {
-        let ulid = ulid::Ulid::from_string(&self.0).ok()?;
-        DateTime::from_timestamp_millis(i64::try_from(ulid.timestamp_ms()).ok()?)
+    pub fn get(self) -> i64 {
+        self.0
     }
 }
 
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{}", self.0)
     }
 }
 
-/// What a queue row carries: the job kind, which selects the handler, and its JSON payload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobEnvelope {
+impl From<JobId> for String {
+    fn from(id: JobId) -> String {
+        id.to_string()
+    }
+}
+
+impl TryFrom<String> for JobId {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl FromStr for JobId {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        value
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(JobId)
+            .ok_or_else(|| format!("{value:?} is not a job id (a positive whole number)"))
+    }
+}
+
+/// What a worker receives for each job besides its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobMeta {
+    pub id: JobId,
+    pub queue: String,
     pub kind: String,
-    pub payload: Value,
+    /// The number of this attempt, from 1.
+    pub attempt: u32,
+    pub max_attempts: u32,
+}
+
+impl JobMeta {
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
 }
 
 /// A job to enqueue.
@@ -53,7 +80,7 @@ pub struct NewJob {
     /// When the job may start; `None` means now.
     pub run_at: Option<DateTime<Utc>>,
     /// Higher runs first among jobs that are due.
-    pub priority: u16,
+    pub priority: i16,
     pub max_attempts: u32,
     /// A key unique per queue: enqueueing it again returns the existing job.
     pub idempotency_key: Option<String>,
@@ -83,7 +110,7 @@ impl NewJob {
         self
     }
 
-    pub fn priority(mut self, priority: u16) -> Self {
+    pub fn priority(mut self, priority: i16) -> Self {
         self.priority = priority;
         self
     }
@@ -95,7 +122,7 @@ impl NewJob {
 }
 
 /// A job's status, with the same words in the code, the API and the dashboard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Waiting for its `run_at`, which is in the future.
@@ -114,6 +141,16 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Scheduled,
+        JobStatus::Pending,
+        JobStatus::Running,
+        JobStatus::Retrying,
+        JobStatus::Done,
+        JobStatus::Dead,
+        JobStatus::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Scheduled => "scheduled",
@@ -126,22 +163,24 @@ impl JobStatus {
         }
     }
 
-    /// Maps a backend row to our status. apalis-postgres has no dead or scheduled state of its own:
-    /// a Pending row due later is scheduled, and a Failed row at its attempt limit is dead.
-    pub(crate) fn from_backend(
-        status: &str,
-        attempts: i32,
-        max_attempts: i32,
-        run_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> JobStatus {
+    /// Whether the job will not run again unless a person retries it.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Done | JobStatus::Dead | JobStatus::Cancelled
+        )
+    }
+
+    /// Reads a stored status. A stored `scheduled` or `pending` job is reported by its `run_at`,
+    /// because a scheduled job becomes pending when its time comes without its row changing.
+    pub(crate) fn from_row(status: &str, run_at: DateTime<Utc>, now: DateTime<Utc>) -> JobStatus {
         match status {
-            "Pending" if run_at > now => JobStatus::Scheduled,
-            "Pending" => JobStatus::Pending,
-            "Queued" | "Running" => JobStatus::Running,
-            "Failed" if attempts < max_attempts => JobStatus::Retrying,
-            "Failed" | "Killed" => JobStatus::Dead,
-            "Done" => JobStatus::Done,
+            "scheduled" | "pending" if run_at > now => JobStatus::Scheduled,
+            "scheduled" | "pending" => JobStatus::Pending,
+            "running" => JobStatus::Running,
+            "retrying" => JobStatus::Retrying,
+            "done" => JobStatus::Done,
+            "cancelled" => JobStatus::Cancelled,
             _ => JobStatus::Dead,
         }
     }
@@ -153,6 +192,25 @@ impl fmt::Display for JobStatus {
     }
 }
 
+impl FromStr for JobStatus {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        JobStatus::ALL.into_iter().find(|status| status.as_str() == value).ok_or_else(|| {
+            format!("{value:?} is not a job status: use scheduled, pending, running, retrying, done, dead or cancelled")
+        })
+    }
+}
+
+/// The error of one failed attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptError {
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+    pub worker: String,
+    pub message: String,
+}
+
 /// A job as the API and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobInfo {
@@ -160,11 +218,15 @@ pub struct JobInfo {
     pub queue: String,
     pub kind: String,
     pub status: JobStatus,
+    pub priority: i16,
     pub attempts: u32,
     pub max_attempts: u32,
     pub last_error: Option<String>,
-    pub created_at: Option<DateTime<Utc>>,
+    pub errors: Vec<AttemptError>,
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
     pub run_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -173,32 +235,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backend_status_mapping() {
+    fn stored_status_mapping() {
         let now = Utc::now();
         let later = now + chrono::Duration::seconds(60);
         let cases = [
-            ("Pending", 0, 5, later, JobStatus::Scheduled),
-            ("Pending", 0, 5, now, JobStatus::Pending),
-            ("Queued", 0, 5, now, JobStatus::Running),
-            ("Running", 1, 5, now, JobStatus::Running),
-            ("Failed", 2, 5, now, JobStatus::Retrying),
-            ("Failed", 5, 5, now, JobStatus::Dead),
-            ("Killed", 1, 5, now, JobStatus::Dead),
-            ("Done", 1, 5, now, JobStatus::Done),
+            ("scheduled", later, JobStatus::Scheduled),
+            ("scheduled", now, JobStatus::Pending),
+            ("pending", now, JobStatus::Pending),
+            ("running", now, JobStatus::Running),
+            ("retrying", later, JobStatus::Retrying),
+            ("done", now, JobStatus::Done),
+            ("dead", now, JobStatus::Dead),
+            ("cancelled", now, JobStatus::Cancelled),
         ];
-        for (backend, attempts, max, run_at, expected) in cases {
-            let status = JobStatus::from_backend(backend, attempts, max, run_at, now);
+        for (stored, run_at, expected) in cases {
             assert_eq!(
-                status, expected,
-                "backend status {backend} attempts {attempts}"
+                JobStatus::from_row(stored, run_at, now),
+                expected,
+                "stored status {stored}"
             );
         }
     }
 
     #[test]
-    fn job_id_carries_creation_time() {
-        let id = JobId::generate();
-        let created = id.created_at().expect("a generated id is a ULID");
-        assert!((Utc::now() - created).num_seconds().abs() < 5);
+    fn job_ids_parse_and_print_as_strings() {
+        let id: JobId = "42".parse().unwrap();
+        assert_eq!(id, JobId(42));
+        assert_eq!(serde_json::to_value(id).unwrap(), "42");
+        assert!("0".parse::<JobId>().is_err());
+        assert!("abc".parse::<JobId>().is_err());
     }
 }

@@ -1,25 +1,34 @@
 //! The job store: DueSpark's PostgreSQL queues.
 //!
-//! This crate owns the job tables and every query on them: enqueue (alone or inside a caller's
-//! transaction), lookup, and the attempt history. It knows nothing of invoices or emails. The rows
-//! are stored by apalis-postgres for now; callers only see the types here, so the backend can be
-//! replaced without touching them.
+//! This crate owns the job table and every query on it. Producers enqueue through [`JobStore`] or
+//! [`enqueue_in`] (inside their own transaction); the API and the dashboard inspect and act on jobs
+//! through [`JobStore`]; workers consume a queue through [`PgBackend`], an apalis-core backend. It
+//! knows nothing of invoices or emails.
+//!
+//! Job lifecycle (the same words in the API and the dashboard):
+//!
+//! ```text
+//!  enqueue ──► scheduled ──(run_at)──► pending ──claim──► running ──ok──► done
+//!                  ▲                                   │   │
+//!                  └───────────── snooze ──────────────┘   ├─retryable──► retrying ──(run_at)──► running
+//!                                                          ├─permanent / last attempt──► dead
+//!                                                          └─cancel requested──► cancelled
+//! ```
+//! A person may cancel scheduled, pending, retrying and dead jobs, and retry dead, cancelled and
+//! retrying ones. A job whose worker stops sending heartbeats is rescued to `retrying` (or `dead`
+//! on its last attempt).
 
-mod attempts;
+mod engine;
 mod error;
 mod job;
 mod migrate;
 mod store;
 
-pub use attempts::{
-    AttemptRecord, attempt_state, finish_attempt, list as list_attempts, start_attempt,
-};
+pub use engine::{EngineConfig, JobFailure, PgBackend, ResultLayer, ResultService, RetryBackoff};
 pub use error::QueueError;
-pub use job::{JobEnvelope, JobId, JobInfo, JobStatus, NewJob};
+pub use job::{AttemptError, DEFAULT_MAX_ATTEMPTS, JobId, JobInfo, JobMeta, JobStatus, NewJob};
 pub use migrate::migrate;
-pub use store::{Enqueued, JobStore, enqueue_in};
-
-/// The apalis-postgres storage type that workers consume, re-exported so that the worker runtime
-/// does not name the backend crate's types on its own.
-pub type Storage = apalis_postgres::PostgresStorage<JobEnvelope>;
-pub use apalis_postgres::Config as StorageConfig;
+pub use store::{
+    ActionError, Enqueued, JobFilter, JobPage, JobStore, QueueCounts, RetentionPolicy,
+    enqueue_batch_in, enqueue_in,
+};

@@ -162,6 +162,7 @@ impl TestApp {
                     // Tests run the scheduler themselves.
                     scheduler_interval: None,
                     backoff_base_override: Some(Duration::from_millis(300)),
+                    retention: None,
                     ..WorkerConfig::default()
                 },
             };
@@ -286,7 +287,7 @@ impl TestApp {
     /// Counts jobs in the backend that have not finished.
     pub async fn unfinished_jobs(&self) -> i64 {
         sqlx::query_scalar(
-            "SELECT count(*) FROM apalis.jobs WHERE status NOT IN ('Done', 'Killed', 'Failed')",
+            "SELECT count(*) FROM duespark_queue.jobs WHERE status NOT IN ('done', 'dead', 'cancelled')",
         )
         .fetch_one(&self.pool)
         .await

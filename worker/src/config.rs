@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use duespark_queue::RetentionPolicy;
+
 /// Settings of the workers of one process.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -11,14 +13,20 @@ pub struct WorkerConfig {
     /// Jobs run at the same time per queue; a queue missing here uses `default_concurrency`.
     pub concurrency: BTreeMap<String, usize>,
     pub default_concurrency: usize,
-    /// Fallback poll interval for when LISTEN/NOTIFY is unavailable or a scheduled job comes due.
+    /// Fallback poll interval for when no notification arrives.
     pub poll_interval: Duration,
-    /// Interval of the backend's heartbeat; a worker missing `missed_heartbeats` of them is
-    /// considered dead and its jobs are picked up again.
+    /// Listen for notifications of due jobs; turn off behind PgBouncer in transaction mode.
+    pub listen: bool,
+    /// A job's lease; a worker that misses heartbeats this long loses its jobs to the rescuer.
+    pub lease_duration: Duration,
     pub heartbeat_interval: Duration,
-    pub missed_heartbeats: usize,
+    pub rescue_interval: Duration,
+    /// How long a stopping worker waits for its running jobs.
+    pub drain_timeout: Duration,
     /// How often the reminder scheduler runs; `None` leaves periodic schedules to other processes.
     pub scheduler_interval: Option<Duration>,
+    /// How long finished jobs are kept; `None` turns retention off in this process.
+    pub retention: Option<RetentionPolicy>,
     /// Replaces every kind's first retry delay, for tests and local runs that cannot wait.
     pub backoff_base_override: Option<Duration>,
 }
@@ -33,10 +41,14 @@ impl Default for WorkerConfig {
             concurrency: BTreeMap::new(),
             default_concurrency: 4,
             poll_interval: Duration::from_secs(1),
+            listen: true,
+            // With a 30 s lease and a rescue every 10 s, a dead worker's jobs run again within 40 s.
+            lease_duration: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(5),
-            // 5 s × 10 = 50 s, so a dead worker's jobs are picked up within 60 seconds.
-            missed_heartbeats: 10,
+            rescue_interval: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
             scheduler_interval: Some(Duration::from_secs(300)),
+            retention: Some(RetentionPolicy::default()),
             backoff_base_override: None,
         }
     }

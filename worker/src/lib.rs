@@ -1,14 +1,13 @@
-//! The worker runtime: one supervised apalis worker per queue, the in-process retry loop with
-//! backoff, per-attempt timeouts, periodic schedules and graceful shutdown.
+//! The worker runtime: one supervised apalis worker per queue over the job store's backend,
+//! per-attempt timeouts, periodic schedules (the reminder scheduler, retention) and graceful
+//! shutdown.
 //!
-//! Handlers live in `duespark-jobs`; this crate decides when and how often they run.
+//! Handlers live in `duespark-jobs`; retries, leases and results are the backend's business.
 
 mod config;
-mod execute;
 mod runtime;
 mod schedules;
 
 pub use config::WorkerConfig;
-pub use execute::execute_job;
 pub use runtime::{Runtime, run_workers};
 pub use schedules::enqueue_due_schedules;

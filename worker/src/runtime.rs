@@ -1,35 +1,25 @@
-//! The supervised workers: one apalis worker per queue, restarted with backoff when it fails, and
-//! stopped gracefully (in-flight jobs finish) when the shutdown token is cancelled.
+//! The supervised workers: one apalis worker per queue, rebuilt with backoff when it fails, and
+//! stopped gracefully when the shutdown token is cancelled.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::*;
-use apalis_core::backend::ext::BackendExt;
-use backon::{BackoffBuilder, ExponentialBuilder};
-use duespark_jobs::JobContext;
-use duespark_queue::{JobEnvelope, Storage, StorageConfig};
+use duespark_jobs::{JobContext, kinds, run_job};
+use duespark_queue::{EngineConfig, JobFailure, JobMeta, PgBackend, RetryBackoff};
+use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::WorkerConfig;
-use crate::execute::{JobOutcome, execute_job};
 
 /// Everything the workers of one process share.
 #[derive(Clone)]
 pub struct Runtime {
     pub ctx: Arc<JobContext>,
     pub config: WorkerConfig,
-}
-
-/// State each handler call receives besides the job.
-#[derive(Clone)]
-struct HandlerState {
-    runtime: Runtime,
-    queue: String,
-    worker_name: String,
 }
 
 /// Runs the workers of every configured queue and the periodic schedules until `shutdown` is
@@ -52,45 +42,26 @@ pub async fn run_workers(runtime: Runtime, shutdown: CancellationToken) {
     info!("all workers stopped");
 }
 
-/// Builds the apalis worker of one queue, short of its handler. A macro rather than a function
-/// because the builder's type spells out every layer.
-macro_rules! queue_worker_builder {
-    ($runtime:expr, $queue:expr, $name:expr) => {{
-        let concurrency = $runtime.config.concurrency_of(&$queue);
-        // A batch no larger than the concurrency keeps fetched jobs from waiting in a buffer while
-        // the worker's heartbeat lapses, which would let another worker run them a second time.
-        let storage_config = StorageConfig::default()
-            .queue(&$queue)
-            .batch_size(concurrency)
-            .heartbeat_interval($runtime.config.heartbeat_interval)
-            .missed_heartbeats($runtime.config.missed_heartbeats);
-        let backend = Storage::new(&$runtime.ctx.pool)
-            .with_config(storage_config)
-            .with_pubsub()
-            .poll_with_interval($runtime.config.poll_interval);
-        let state = HandlerState {
-            runtime: $runtime.clone(),
-            queue: $queue.clone(),
-            worker_name: $name.clone(),
-        };
-        WorkerBuilder::new($name.as_str())
-            .backend(backend)
-            .data(state)
-            .concurrency(concurrency)
-    }};
-}
-
-/// Keeps one queue's worker running: when it ends with an error (the backend lost its database,
-/// say) it is rebuilt after an exponential delay, and the delay resets after a healthy run.
+/// Keeps one queue's worker running: when it ends with an error it is rebuilt after an exponential
+/// delay, and the delay resets after a healthy run.
 async fn supervise(runtime: Runtime, queue: String, shutdown: CancellationToken) {
-    let mut delays = restart_backoff();
+    let mut failures = 0u32;
     while !shutdown.is_cancelled() {
         let name = worker_name(&queue);
         let started = tokio::time::Instant::now();
-        info!(%queue, worker = %name, concurrency = runtime.config.concurrency_of(&queue), "worker starting");
+        let concurrency = runtime.config.concurrency_of(&queue);
+        info!(%queue, worker = %name, concurrency, "worker starting");
 
+        let backend = PgBackend::<Value>::new(
+            runtime.ctx.pool.clone(),
+            engine_config(&runtime.config, &queue),
+            name.clone(),
+        );
         let stop = shutdown.clone();
-        let result = queue_worker_builder!(runtime, queue, name)
+        let result = WorkerBuilder::new(name.as_str())
+            .backend(backend)
+            .data(runtime.clone())
+            .concurrency(concurrency)
             .build(handle)
             .run_until(async move {
                 stop.cancelled().await;
@@ -103,10 +74,12 @@ async fn supervise(runtime: Runtime, queue: String, shutdown: CancellationToken)
             Ok(()) => warn!(%queue, worker = %name, "worker stopped on its own; restarting"),
             Err(error) => warn!(%queue, worker = %name, %error, "worker failed; restarting"),
         }
-        if started.elapsed() > Duration::from_secs(60) {
-            delays = restart_backoff();
-        }
-        let delay = delays.next().unwrap_or(Duration::from_secs(30));
+        failures = if started.elapsed() > Duration::from_secs(60) {
+            1
+        } else {
+            failures + 1
+        };
+        let delay = restart_delay(failures);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shutdown.cancelled() => break,
@@ -115,44 +88,66 @@ async fn supervise(runtime: Runtime, queue: String, shutdown: CancellationToken)
     info!(%queue, "worker stopped");
 }
 
-fn restart_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(30))
-        .with_jitter()
-        .without_max_times()
-        .build()
+/// 0.5 s doubling per consecutive failure up to 30 s.
+fn restart_delay(failures: u32) -> Duration {
+    Duration::from_millis(500)
+        .saturating_mul(1 << failures.saturating_sub(1).min(6))
+        .min(Duration::from_secs(30))
 }
 
-/// The apalis handler: runs all attempts of a job. A dead job is reported with `AbortError`, so
-/// the backend marks it finished and never fetches it again.
+fn engine_config(config: &WorkerConfig, queue: &str) -> EngineConfig {
+    let base_override = config.backoff_base_override;
+    let mut engine = EngineConfig::new(queue, config.concurrency_of(queue));
+    engine.poll_interval = config.poll_interval;
+    engine.listen = config.listen;
+    engine.lease_duration = config.lease_duration;
+    engine.heartbeat_interval = config.heartbeat_interval;
+    engine.rescue_interval = config.rescue_interval;
+    engine.drain_timeout = config.drain_timeout;
+    engine.backoff = Arc::new(move |kind: &str| {
+        let spec = kinds::spec(kind);
+        let base = base_override
+            .or(spec.map(|spec| spec.backoff_base))
+            .unwrap_or(Duration::from_secs(1));
+        let cap = spec
+            .map_or(Duration::from_secs(600), |spec| spec.backoff_cap)
+            .max(base);
+        RetryBackoff { base, cap }
+    });
+    engine
+}
+
+/// The apalis handler: runs one attempt of a job under its kind's timeout. The returned
+/// [`JobFailure`] tells the backend whether to retry, snooze or give up.
 async fn handle(
-    job: JobEnvelope,
-    task_id: TaskId,
-    state: Data<HandlerState>,
-) -> Result<(), BoxDynError> {
-    let job_id = task_id.to_string();
-    let state = (*state).clone();
-    // Each job runs on its own tokio task, so one worker's jobs spread over all cores.
-    let outcome = tokio::spawn(async move {
-        let runtime = &state.runtime;
-        execute_job(
-            &runtime.ctx,
-            &job_id,
-            &state.queue,
-            &job,
-            &state.worker_name,
-            runtime.config.backoff_base_override,
-        )
-        .await
-    })
-    .await;
-    match outcome {
-        Ok(JobOutcome::Done) => Ok(()),
-        Ok(JobOutcome::Dead(message)) => Err(Box::new(AbortError::new(message))),
-        Err(panic) => Err(Box::new(AbortError::new(format!(
+    payload: Value,
+    meta: Data<JobMeta>,
+    runtime: Data<Runtime>,
+) -> Result<(), JobFailure> {
+    let meta = (*meta).clone();
+    let ctx = runtime.ctx.clone();
+    let timeout = kinds::spec(&meta.kind).map_or(Duration::from_secs(60), |spec| spec.timeout);
+    let span = info_span!("job", job.id = %meta.id, job.kind = %meta.kind, queue = %meta.queue, attempt = meta.attempt);
+
+    // Each job runs on its own tokio task, so one worker's jobs spread over all cores and a panic
+    // fails only this attempt.
+    let attempt = tokio::spawn(
+        async move {
+            match tokio::time::timeout(timeout, run_job(&ctx, &meta, &payload)).await {
+                Ok(result) => result.map_err(JobFailure::from),
+                Err(_) => Err(JobFailure::retry(format!(
+                    "attempt timed out after {} s",
+                    timeout.as_secs()
+                ))),
+            }
+        }
+        .instrument(span),
+    );
+    match attempt.await {
+        Ok(result) => result,
+        Err(panic) => Err(JobFailure::retry(format!(
             "the job handler panicked: {panic}"
-        )))),
+        ))),
     }
 }
 

@@ -25,23 +25,59 @@ pub async fn enqueue_due_schedules(
     Ok(store.enqueue(job).await?.created)
 }
 
-/// Enqueues periodic jobs at every interval until shutdown, starting at once.
+/// Runs the periodic schedules until shutdown: the reminder scheduler's enqueue at every
+/// scheduler interval (starting at once) and retention every hour.
 pub(crate) async fn run_schedules(runtime: Runtime, shutdown: CancellationToken) {
-    let Some(interval) = runtime.config.scheduler_interval else {
-        return;
-    };
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(interval) = runtime.config.scheduler_interval {
+        let runtime = runtime.clone();
+        tasks.spawn(every(interval, shutdown.clone(), move || {
+            let runtime = runtime.clone();
+            async move {
+                let now = runtime.ctx.clock.now();
+                match enqueue_due_schedules(&runtime.ctx.store, now, interval).await {
+                    Ok(true) => info!("reminder scheduler run enqueued"),
+                    Ok(false) => {}
+                    Err(error) => error!(%error, "failed to enqueue the reminder scheduler run"),
+                }
+            }
+        }));
+    }
+    if let Some(policy) = runtime.config.retention {
+        let store = runtime.ctx.store.clone();
+        tasks.spawn(every(
+            std::time::Duration::from_secs(3600),
+            shutdown.clone(),
+            move || {
+                let store = store.clone();
+                async move {
+                    match store.delete_expired(&policy).await {
+                        Ok(0) => {}
+                        Ok(deleted) => {
+                            info!(deleted, "deleted finished jobs past their retention period")
+                        }
+                        Err(error) => error!(%error, "retention of finished jobs failed"),
+                    }
+                }
+            },
+        ));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Calls `action` at once and then at every `interval` until shutdown.
+async fn every<F, Fut>(interval: std::time::Duration, shutdown: CancellationToken, mut action: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => return,
         }
-        let now = runtime.ctx.clock.now();
-        match enqueue_due_schedules(&runtime.ctx.store, now, interval).await {
-            Ok(true) => info!("reminder scheduler run enqueued"),
-            Ok(false) => {}
-            Err(error) => error!(%error, "failed to enqueue the reminder scheduler run"),
-        }
+        action().await;
     }
 }

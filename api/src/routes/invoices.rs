@@ -28,8 +28,8 @@ pub async fn get_invoice(
     Auth(claims): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if !claims.has_scope(Scope::JobsRead) {
-        claims.require(Scope::JobsWrite)?;
+    if !claims.has_scope(Scope::JobsWrite) {
+        claims.require(Scope::JobsRead)?;
     }
     let invoice = domain::get_invoice(&state.pool, &id)
         .await?

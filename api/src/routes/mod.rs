@@ -21,7 +21,13 @@ pub fn v1(_state: AppState) -> Router<AppState> {
             put(invoices::put_invoice).get(invoices::get_invoice),
         )
         .route("/v1/reminders", post(reminders::post_reminder))
+        .route("/v1/jobs", post(jobs::post_job).get(jobs::list_jobs))
+        .route("/v1/jobs/batch", post(jobs::post_batch))
         .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/queues/{queue}/pause", post(jobs::pause_queue))
+        .route("/v1/queues/{queue}/resume", post(jobs::resume_queue))
 }
 
 /// Health routes, without authentication.

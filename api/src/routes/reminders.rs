@@ -47,7 +47,7 @@ pub async fn post_reminder(
         })?;
         let job = state
             .store
-            .get(requested.job_id.as_str())
+            .get(requested.job_id)
             .await?
             .ok_or_else(|| ApiError::internal(format!("job {} of reminder {} is missing", requested.job_id, requested.reminder_id)))?;
 

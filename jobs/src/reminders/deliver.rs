@@ -12,9 +12,10 @@ use sqlx::PgConnection;
 use tracing::{info, warn};
 
 use super::Stage;
-use crate::context::{Attempt, JobContext};
+use crate::context::JobContext;
 use crate::email::{OutgoingEmail, ReminderVars, SendError, new_message_id};
 use crate::outcome::JobError;
+use duespark_queue::JobMeta;
 
 /// Payload of a `reminder.send` job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,7 +55,7 @@ struct ReminderRow {
 pub async fn send_reminder(
     ctx: &JobContext,
     reminder_id: i64,
-    attempt: Attempt,
+    job: &JobMeta,
 ) -> Result<(), JobError> {
     // Wait for the send rate limit before taking any row lock.
     ctx.mail_limiter.until_ready().await;
@@ -70,7 +71,7 @@ pub async fn send_reminder(
             info!(reminder.id = reminder_id, message_id = %email.message_id, "reminder sent");
             Ok(())
         }
-        Err(SendError::Retryable(reason)) if !attempt.is_last() => {
+        Err(SendError::Retryable(reason)) if !job.is_last_attempt() => {
             record(ctx, reminder_id, "queued", Some(&reason)).await?;
             Err(JobError::retryable(format!(
                 "temporary mail failure: {reason}"

@@ -72,7 +72,7 @@ pub async fn request_reminder(
             .await?;
     tx.commit().await?;
     let job_id = job_id
-        .map(JobId)
+        .and_then(|id| id.parse::<JobId>().ok())
         .ok_or_else(|| DomainError::Conflict(format!("reminder {reminder_id} has no job")))?;
     Ok(RequestedReminder {
         reminder_id,
@@ -118,7 +118,7 @@ pub async fn insert_reminder_in(
 
     sqlx::query("UPDATE reminders SET job_id = $2 WHERE id = $1")
         .bind(reminder_id)
-        .bind(enqueued.id.as_str())
+        .bind(enqueued.id.to_string())
         .execute(&mut *conn)
         .await?;
     Ok(Some((reminder_id, enqueued.id)))

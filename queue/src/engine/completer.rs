@@ -1,0 +1,116 @@
+//! The completer: successful results are queued here and written in batches, one statement per
+//! batch, which is what lets a worker finish many short jobs per second.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, warn};
+
+use super::claim;
+
+enum Message {
+    Done {
+        id: i64,
+        attempt: i32,
+    },
+    /// Answers once everything queued before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the completer task.
+#[derive(Clone)]
+pub(crate) struct Completer {
+    sender: mpsc::UnboundedSender<Message>,
+}
+
+impl Completer {
+    /// Starts the completer task for `owner`'s results.
+    pub(crate) fn start(pool: sqlx::PgPool, owner: Arc<str>, batch: usize) -> Completer {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, owner, batch.max(1), receiver));
+        Completer { sender }
+    }
+
+    /// Queues a successful attempt for writing.
+    pub(crate) fn done(&self, id: i64, attempt: i32) {
+        if self.sender.send(Message::Done { id, attempt }).is_err() {
+            error!(
+                job.id = id,
+                "the completer stopped; the result is lost and the job will be rescued and run again"
+            );
+        }
+    }
+
+    /// Waits until every queued result is written.
+    pub(crate) async fn flush(&self) {
+        let (sender, receiver) = oneshot::channel();
+        if self.sender.send(Message::Flush(sender)).is_ok() {
+            let _ = receiver.await;
+        }
+    }
+}
+
+async fn run(
+    pool: sqlx::PgPool,
+    owner: Arc<str>,
+    batch: usize,
+    mut receiver: mpsc::UnboundedReceiver<Message>,
+) {
+    let mut ids = Vec::with_capacity(batch);
+    let mut attempts = Vec::with_capacity(batch);
+    let mut waiters = Vec::new();
+
+    while let Some(first) = receiver.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Done { id, attempt } => {
+                    ids.push(id);
+                    attempts.push(attempt);
+                }
+                Message::Flush(waiter) => waiters.push(waiter),
+            }
+            if ids.len() < batch {
+                next = receiver.try_recv().ok();
+            }
+        }
+
+        if !ids.is_empty() {
+            write(&pool, &owner, &ids, &attempts).await;
+            ids.clear();
+            attempts.clear();
+        }
+        for waiter in waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+}
+
+/// Writes one batch, retrying database errors a few times; a result that still cannot be written
+/// is logged, and its job is rescued and run again when its lease expires.
+async fn write(pool: &sqlx::PgPool, owner: &str, ids: &[i64], attempts: &[i32]) {
+    let mut delay = std::time::Duration::from_millis(50);
+    for attempt in 1..=5 {
+        match claim::complete(pool, owner, ids, attempts).await {
+            Ok(accepted) => {
+                if accepted.len() < ids.len() {
+                    let stale: Vec<i64> = ids
+                        .iter()
+                        .copied()
+                        .filter(|id| !accepted.contains(id))
+                        .collect();
+                    warn!(worker = owner, jobs = ?stale, "rejected results of jobs whose lease this worker lost");
+                }
+                return;
+            }
+            Err(error) if attempt < 5 => {
+                warn!(worker = owner, %error, jobs = ids.len(), "failed to write job results; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(error) => {
+                error!(worker = owner, %error, jobs = ?ids, "failed to write job results; the jobs will run again after their leases expire");
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Enqueue: one job or many in one statement, alone or inside a caller's transaction.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use super::JobStore;
+use crate::{JobId, NewJob, QueueError};
+
+/// The result of enqueueing one job: its id and whether this call created it. `created` is false
+/// when a job with the same idempotency key already existed in that queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: JobId,
+    pub created: bool,
+}
+
+impl JobStore {
+    /// Enqueues one job.
+    pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued, QueueError> {
+        let mut conn = self.pool.acquire().await?;
+        enqueue_in(&mut conn, job).await
+    }
+
+    /// Enqueues many jobs in one statement. A job whose idempotency key exists (in the table or
+    /// earlier in the batch) returns the existing job and does not fail the others.
+    pub async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>, QueueError> {
+        let mut conn = self.pool.acquire().await?;
+        enqueue_batch_in(&mut conn, jobs).await
+    }
+}
+
+/// Enqueues a job on the caller's connection, so inside a transaction the job exists exactly when
+/// the caller's rows do.
+pub async fn enqueue_in(conn: &mut PgConnection, job: NewJob) -> Result<Enqueued, QueueError> {
+    let mut enqueued = enqueue_batch_in(conn, vec![job]).await?;
+    Ok(enqueued.remove(0))
+}
+
+/// Enqueues many jobs on the caller's connection in one statement; results follow input order.
+pub async fn enqueue_batch_in(
+    conn: &mut PgConnection,
+    jobs: Vec<NewJob>,
+) -> Result<Vec<Enqueued>, QueueError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    for job in &jobs {
+        validate(job)?;
+    }
+
+    let columns = Columns::from_jobs(&jobs);
+    // Ids are drawn from the sequence in input order first, so each input row knows its id
+    // whether or not its insert was skipped for an existing idempotency key.
+    let rows: Vec<(i64, i64, bool)> = sqlx::query_as(
+        r#"
+        WITH input AS (
+            SELECT nextval(pg_get_serial_sequence('duespark_queue.jobs', 'id')) AS id, t.*
+            FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::smallint[], $6::int[], $7::text[])
+                 WITH ORDINALITY AS t(queue, kind, payload, run_at, priority, max_attempts, idempotency_key, ord)
+            ORDER BY t.ord
+        ),
+        inserted AS (
+            INSERT INTO duespark_queue.jobs (id, queue, kind, payload, status, priority, max_attempts, run_at, idempotency_key)
+            OVERRIDING SYSTEM VALUE
+            SELECT id, queue, kind, payload,
+                   CASE WHEN coalesce(run_at, now()) > now() THEN 'scheduled' ELSE 'pending' END,
+                   priority, max_attempts, coalesce(run_at, now()), idempotency_key
+            FROM input
+            ORDER BY ord
+            ON CONFLICT (queue, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING id
+        )
+        SELECT input.ord,
+               coalesce(inserted.id, existing.id, 0),
+               inserted.id IS NOT NULL
+        FROM input
+        LEFT JOIN inserted ON inserted.id = input.id
+        LEFT JOIN duespark_queue.jobs existing
+               ON inserted.id IS NULL
+              AND existing.queue = input.queue
+              AND existing.idempotency_key = input.idempotency_key
+        ORDER BY input.ord
+        "#,
+    )
+    .bind(&columns.queues)
+    .bind(&columns.kinds)
+    .bind(&columns.payloads)
+    .bind(&columns.run_ats)
+    .bind(&columns.priorities)
+    .bind(&columns.max_attempts)
+    .bind(&columns.keys)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let mut results: Vec<Enqueued> = rows
+        .into_iter()
+        .map(|(_, id, created)| Enqueued {
+            id: JobId(id),
+            created,
+        })
+        .collect();
+    resolve_duplicates(conn, &jobs, &mut results).await?;
+    Ok(results)
+}
+
+/// Fills in the ids of skipped jobs that the statement could not see: a duplicate of an earlier
+/// job in the same batch, or a job committed by another transaction after the statement started.
+async fn resolve_duplicates(
+    conn: &mut PgConnection,
+    jobs: &[NewJob],
+    results: &mut [Enqueued],
+) -> Result<(), QueueError> {
+    for index in 0..results.len() {
+        if results[index].id.0 != 0 {
+            continue;
+        }
+        let job = &jobs[index];
+        let key = job.idempotency_key.as_deref().unwrap_or_default();
+        let earlier = (0..index).find(|&other| {
+            jobs[other].queue == job.queue
+                && jobs[other].idempotency_key.as_deref() == Some(key)
+                && results[other].created
+        });
+        let id =
+            match earlier {
+                Some(other) => Some(results[other].id.0),
+                None => sqlx::query_scalar(
+                    "SELECT id FROM duespark_queue.jobs WHERE queue = $1 AND idempotency_key = $2",
+                )
+                .bind(&job.queue)
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?,
+            };
+        let id = id.ok_or_else(|| {
+            QueueError::InvalidJob(format!(
+                "idempotency key {key:?} conflicted but no job has it"
+            ))
+        })?;
+        results[index] = Enqueued {
+            id: JobId(id),
+            created: false,
+        };
+    }
+    Ok(())
+}
+
+fn validate(job: &NewJob) -> Result<(), QueueError> {
+    if job.queue.is_empty() || job.kind.is_empty() {
+        return Err(QueueError::InvalidJob(
+            "queue and kind must not be empty".into(),
+        ));
+    }
+    if job.max_attempts == 0 || job.max_attempts > 1000 {
+        return Err(QueueError::InvalidJob(
+            "max_attempts must be from 1 to 1000".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The batch as one array per column, the form `unnest` takes.
+struct Columns {
+    queues: Vec<String>,
+    kinds: Vec<String>,
+    payloads: Vec<Value>,
+    run_ats: Vec<Option<DateTime<Utc>>>,
+    priorities: Vec<i16>,
+    max_attempts: Vec<i32>,
+    keys: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn from_jobs(jobs: &[NewJob]) -> Columns {
+        Columns {
+            queues: jobs.iter().map(|job| job.queue.clone()).collect(),
+            kinds: jobs.iter().map(|job| job.kind.clone()).collect(),
+            payloads: jobs.iter().map(|job| job.payload.clone()).collect(),
+            run_ats: jobs.iter().map(|job| job.run_at).collect(),
+            priorities: jobs.iter().map(|job| job.priority).collect(),
+            max_attempts: jobs
+                .iter()
+                .map(|job| i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+                .collect(),
+            keys: jobs.iter().map(|job| job.idempotency_key.clone()).collect(),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The job table's queries for producers, the API and the dashboard: enqueue, inspection, actions
+//! and retention. The worker side (claim, heartbeat, completion) lives in `engine`.
+
+mod actions;
+mod enqueue;
+mod inspect;
+mod retention;
+
+use sqlx::PgPool;
+
+pub use actions::ActionError;
+pub use enqueue::{Enqueued, enqueue_batch_in, enqueue_in};
+pub use inspect::{JobFilter, JobPage, QueueCounts};
+pub use retention::RetentionPolicy;
+
+/// Handle to the job store, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct JobStore {
+    pool: PgPool,
+}
+
+impl JobStore {
+    pub fn new(pool: PgPool) -> Self {
+        JobStore { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
