@@ -21,7 +21,7 @@ pub async fn run_job(ctx: &JobContext, job: &JobMeta, payload: &Value) -> Result
             reminders::scheduler::run_scheduler(ctx).await?;
             Ok(())
         }
-        kinds::NOOP => Ok(()),
+        kinds::NOOP => run_noop(job, payload).await,
         other => Err(JobError::permanent(format!("unknown job kind {other:?}"))),
     }
 }
@@ -33,4 +33,20 @@ fn decode<T: DeserializeOwned>(job: &JobMeta, payload: &Value) -> Result<T, JobE
             job.kind
         ))
     })
+}
+
+/// Payload of the `noop` kind: nothing, or a time to sleep for tests and benchmarks.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Noop {
+    /// Milliseconds to sleep, at most a minute.
+    #[serde(default)]
+    sleep_ms: u64,
+}
+
+async fn run_noop(job: &JobMeta, payload: &Value) -> Result<(), JobError> {
+    let noop: Noop = if payload.is_null() { Noop::default() } else { decode(job, payload)? };
+    if noop.sleep_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(noop.sleep_ms.min(60_000))).await;
+    }
+    Ok(())
 }
