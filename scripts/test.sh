@@ -170,20 +170,27 @@ else
     log "using DATABASE_URL from the environment"
 fi
 
-# Each integration test creates a database named duespark_test_<random>; drop those an earlier
-# run left behind.
+# Each integration test creates a database named duespark_test_<unix time>_<random>. Drop those
+# that earlier runs left more than two hours ago; younger ones may belong to a run still going.
 drop_stale_test_databases() {
     "$DUESPARK_TEST_PYTHON" - <<'PY' || log "could not list stale test databases; continuing"
-import os, subprocess
+import os, re, subprocess, time
 url = os.environ["DATABASE_URL"]
 names = subprocess.run(
     ["psql", url, "-Atc", r"SELECT datname FROM pg_database WHERE datname LIKE 'duespark\_test\_%'"],
     check=True, capture_output=True, text=True,
 ).stdout.split()
-for name in names:
+cutoff = time.time() - 2 * 3600
+# Names of 32 hex digits come from an older naming scheme without a time, so they are stale too.
+stale = [
+    name for name in names
+    if ((m := re.match(r"duespark_test_(\d+)_", name)) and int(m.group(1)) < cutoff)
+    or re.fullmatch(r"duespark_test_[0-9a-f]{32}", name)
+]
+for name in stale:
     subprocess.run(["psql", url, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=False)
-if names:
-    print(f"test.sh: dropped {len(names)} stale test databases", flush=True)
+if stale:
+    print(f"test.sh: dropped {len(stale)} test databases older than two hours", flush=True)
 PY
 }
 drop_stale_test_databases

@@ -42,6 +42,8 @@ pub enum Command {
     Api,
     /// Run the workers of every queue and the periodic schedules.
     Worker,
+    /// Measure the queue engine: bulk insert and drain of no-op jobs in a queue of its own.
+    Bench(crate::bench::BenchArgs),
     /// Print a bearer token signed with SECRET_KEY.
     Token {
         /// A scope to grant: jobs:write, jobs:read, dashboard:read or dashboard:admin. Repeatable.
@@ -131,6 +133,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             seed,
             bind: bind_override,
         } => run_dev(config, seed, bind_override).await,
+        Command::Bench(args) => {
+            let pool = app::connect(required_database_url(&config)?).await?;
+            app::migrate(&pool).await?;
+            crate::bench::run(pool, args).await
+        }
     }
 }
 

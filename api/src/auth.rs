@@ -113,13 +113,23 @@ pub fn issue_token(
 /// Verifies a token's signature and expiry and returns its claims.
 pub fn verify_token(secret_key: &[u8], token: &str) -> Result<Claims, TokenError> {
     let mut validation = Validation::new(Algorithm::HS256);
-    validation.leeway = 30;
+    // Tolerates 5 s of clock difference between the token's issuer and this server.
+    validation.leeway = 5;
     validation.set_required_spec_claims(&["exp", "sub"]);
     let key = DecodingKey::from_secret(secret_key)
         .map_err(|error| TokenError(format!("invalid signing key: {error}")))?;
     jsonwebtoken::decode::<Claims>(token, &key, &validation)
         .map(|data| data.claims)
-        .map_err(|error| TokenError(format!("the token is invalid: {error}")))
+        .map_err(|error| {
+            use jsonwebtoken::errors::ErrorKind;
+            let reason = match error.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired; issue a new one",
+                ErrorKind::InvalidSignature => "the token's signature does not match SECRET_KEY",
+                ErrorKind::MissingRequiredClaim(_) => "the token lacks the sub or exp claim",
+                _ => "the token is not a valid HS256 JWT",
+            };
+            TokenError(reason.to_owned())
+        })
 }
 
 #[cfg(test)]

@@ -44,7 +44,11 @@ struct Noop {
 }
 
 async fn run_noop(job: &JobMeta, payload: &Value) -> Result<(), JobError> {
-    let noop: Noop = if payload.is_null() { Noop::default() } else { decode(job, payload)? };
+    let noop: Noop = if payload.is_null() {
+        Noop::default()
+    } else {
+        decode(job, payload)?
+    };
     if noop.sleep_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(noop.sleep_ms.min(60_000))).await;
     }

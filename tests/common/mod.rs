@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod process;
 pub mod smtp;
 
 use std::collections::BTreeMap;
@@ -40,7 +41,15 @@ pub async fn fresh_database() -> (PgPool, String) {
         .connect(&admin_url)
         .await
         .expect("failed to connect to DATABASE_URL");
-    let name = format!("duespark_test_{}", uuid::Uuid::new_v4().simple());
+    // The creation time in the name lets scripts/test.sh drop databases that earlier runs left.
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let name = format!(
+        "duespark_test_{created}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&admin)
         .await

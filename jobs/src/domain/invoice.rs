@@ -141,12 +141,14 @@ impl InvoiceInput {
                 "must be zero or more (in minor units)",
             ));
         }
-        if self.currency.len() != 3 || currency_exponent(&self.currency).is_none() {
+        if self.currency.len() != 3
+            || currency_exponent(&self.currency.to_ascii_lowercase()).is_none()
+        {
             return Err(FieldError::new(
                 "currency",
                 "unknown_currency",
                 format!(
-                    "{:?} is not a known ISO 4217 currency code; use lowercase, such as \"usd\"",
+                    "{:?} is not a known ISO 4217 currency code such as \"usd\"",
                     self.currency
                 ),
             ));
@@ -247,7 +249,7 @@ pub async fn upsert_invoice(
     .bind(&input.client_id)
     .bind(&input.number)
     .bind(input.amount_due)
-    .bind(&input.currency)
+    .bind(input.currency.to_ascii_lowercase())
     .bind(valid.issued_on)
     .bind(valid.due_on)
     .bind(&input.pay_url)

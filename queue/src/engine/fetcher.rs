@@ -18,6 +18,14 @@ use crate::{JobId, JobMeta};
 /// The NOTIFY channel of the job table's trigger; the payload is the queue name.
 pub(crate) const CHANNEL: &str = "duespark_queue_jobs";
 
+/// Longest wait for more free slots before a small claim.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
+
+/// Free slots below which a busy worker waits briefly before claiming.
+fn min_claim(concurrency: usize) -> usize {
+    (concurrency / 4).max(1)
+}
+
 /// Claims and dispatches jobs until shutdown. Database errors never end it: it retries with
 /// exponential backoff up to 30 s.
 pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
@@ -42,6 +50,20 @@ pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
             }
             continue;
         }
+        // While most slots are busy, let a few more free up before claiming, so a busy worker
+        // claims in batches rather than one job per round trip.
+        let free = if free < min_claim(shared.config.concurrency) && shared.held_count() > 0 {
+            tokio::select! {
+                () = tokio::time::sleep(CLAIM_GATHER) => {}
+                () = shared.shutdown.cancelled() => return,
+            }
+            shared
+                .config
+                .concurrency
+                .saturating_sub(shared.held_count())
+        } else {
+            free
+        };
 
         let rows = match claim::claim(
             &shared.pool,
