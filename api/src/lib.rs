@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod extract;
 mod idempotency;
+mod metrics;
 mod routes;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::v1(state.clone()))
         .merge(routes::health())
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .route("/metrics_prom", axum::routing::get(metrics::metrics))
         .merge(duespark_dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

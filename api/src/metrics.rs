@@ -1,0 +1,110 @@
+//! `/metrics` and `/metrics_prom`: gauges read from the database at scrape time, in the classic
+//! Prometheus text format, or OpenMetrics when the `Accept` header asks for it.
+//!
+//! Labels come from closed sets: the registered queues and the job statuses.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use duespark_jobs::kinds::queues;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::{ApiError, AppState};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueStateLabels {
+    queue: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+/// Serves the metrics of the job store and the reminders.
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let registry = collect(&state).await?;
+
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+    let mut body = String::new();
+    let content_type = if openmetrics {
+        prometheus_client::encoding::text::encode(&mut body, &registry)
+            .map_err(ApiError::internal)?;
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        prometheus_client::encoding::prometheus_text::encode(&mut body, &registry)
+            .map_err(ApiError::internal)?;
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+async fn collect(state: &AppState) -> Result<Registry, ApiError> {
+    let mut registry = Registry::with_prefix("duespark");
+
+    let jobs = Family::<QueueStateLabels, Gauge>::default();
+    for count in state.store.counts().await? {
+        if !queues::ALL.contains(&count.queue.as_str()) {
+            continue;
+        }
+        let labels = QueueStateLabels {
+            queue: count.queue,
+            state: count.status.to_string(),
+        };
+        jobs.get_or_create(&labels).set(count.count);
+    }
+    registry.register(
+        "jobs",
+        "Jobs by queue and state: unfinished ones, and finished ones of the last 24 hours",
+        jobs,
+    );
+
+    let oldest = Family::<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let ages: Vec<(String, f64)> = sqlx::query_as(
+        r#"
+        SELECT queue, extract(epoch FROM now() - min(run_at))::float8
+        FROM duespark_queue.jobs
+        WHERE status IN ('scheduled', 'pending', 'retrying') AND run_at <= now()
+        GROUP BY queue
+        "#,
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    for (queue, age) in ages {
+        if queues::ALL.contains(&queue.as_str()) {
+            oldest.get_or_create(&QueueLabels { queue }).set(age);
+        }
+    }
+    registry.register(
+        "job_oldest_waiting_age_seconds",
+        "Age of the oldest due job waiting for a worker, per queue",
+        oldest,
+    );
+
+    let uncertain: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM reminders WHERE status = 'uncertain'")
+            .fetch_one(&state.pool)
+            .await?;
+    let uncertain_gauge = Gauge::<i64>::default();
+    uncertain_gauge.set(uncertain);
+    registry.register(
+        "reminders_uncertain",
+        "Reminders whose delivery outcome is unknown and that are not sent again",
+        uncertain_gauge,
+    );
+    Ok(registry)
+}
