@@ -113,7 +113,7 @@ async fn dispatch<Args: DeserializeOwned>(
     row: ClaimedRow,
 ) {
     let id = row.id;
-    let args = match serde_json::from_value::<Args>(row.payload) {
+    let args = match serde_path_to_error::deserialize::<_, Args>(row.payload) {
         Ok(args) => args,
         Err(error) => {
             let message = format!("the payload does not decode as a {} job: {error}", row.kind);
@@ -175,19 +175,31 @@ async fn listen(shared: Arc<Shared>, notified: Arc<Notify>) {
                 continue;
             }
         };
+        // sqlx would otherwise reconnect inside `recv` in a loop without any delay, which turns a
+        // server that accepts and drops connections into a connection storm. Reconnecting here
+        // goes through the backoff instead.
+        listener.eager_reconnect(false);
         if let Err(error) = listener.listen(CHANNEL).await {
             wait_after_error(&shared, &mut error_delay, &error).await;
             continue;
         }
         // Jobs may have become due while no listener was connected.
         notified.notify_one();
-        error_delay = ErrorDelay::default();
 
         loop {
             tokio::select! {
-                received = listener.recv() => match received {
-                    Ok(notification) if notification.payload() == shared.config.queue => notified.notify_one(),
-                    Ok(_) => {}
+                received = listener.try_recv() => match received {
+                    Ok(Some(notification)) => {
+                        // The backoff resets only once the connection has proven itself.
+                        error_delay = ErrorDelay::default();
+                        if notification.payload() == shared.config.queue {
+                            notified.notify_one();
+                        }
+                    }
+                    Ok(None) => {
+                        wait_after_error(&shared, &mut error_delay, &"the connection was closed").await;
+                        break;
+                    }
                     Err(error) => {
                         wait_after_error(&shared, &mut error_delay, &error).await;
                         break;
@@ -199,7 +211,11 @@ async fn listen(shared: Arc<Shared>, notified: Arc<Notify>) {
     }
 }
 
-async fn wait_after_error(shared: &Shared, error_delay: &mut ErrorDelay, error: &sqlx::Error) {
+async fn wait_after_error(
+    shared: &Shared,
+    error_delay: &mut ErrorDelay,
+    error: &(dyn std::fmt::Display + Sync),
+) {
     let delay = error_delay.next();
     warn!(worker = %shared.owner, %error, delay_ms = delay.as_millis() as u64, "job notifications unavailable; polling until reconnected");
     tokio::select! {
