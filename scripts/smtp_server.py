@@ -9,7 +9,9 @@ renamed into place first and the .eml last, so a reader that finds an .eml also 
 Files still being written end in `.tmp`.
 
 Recipients matching --reject-rcpt get a permanent 550 reply, and those matching --tempfail-rcpt
-a temporary 451 reply. Once the server accepts connections, it prints `LISTENING <port>` as the
+a temporary 451 reply. With --tempfail-ratio R, a random fraction R of the messages get a
+temporary 451 reply to their data instead of 250 and are not stored. --seed fixes the random
+sequence. Once the server accepts connections, it prints `LISTENING <port>` as the
 only line on stdout. SIGTERM or SIGINT stops it with exit status 0.
 
 Needs aiosmtpd (scripts/test.sh installs it into var/test-venv).
@@ -21,6 +23,7 @@ import itertools
 import json
 import logging
 import os
+import random
 import re
 import signal
 from pathlib import Path
@@ -33,10 +36,12 @@ log = logging.getLogger("smtp_server")
 class MaildirHandler:
     """aiosmtpd handler that applies the recipient rules and writes accepted messages to disk."""
 
-    def __init__(self, maildir, reject_rcpt, tempfail_rcpt):
+    def __init__(self, maildir, reject_rcpt, tempfail_rcpt, tempfail_ratio=0.0, seed=None):
         self.maildir = maildir
         self.reject_rcpt = reject_rcpt
         self.tempfail_rcpt = tempfail_rcpt
+        self.tempfail_ratio = tempfail_ratio
+        self.random = random.Random(seed)
         self.sequence = itertools.count(1)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address, rcpt_options):
@@ -51,6 +56,9 @@ class MaildirHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope):
+        if self.tempfail_ratio > 0 and self.random.random() < self.tempfail_ratio:
+            log.info("temporarily failed a message to %s", envelope.rcpt_tos)
+            return "451 4.3.0 Temporary failure"
         name = f"{next(self.sequence):06d}"
         envelope_json = json.dumps({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos})
         write_atomically(self.maildir / f"{name}.json", envelope_json.encode())
@@ -77,12 +85,28 @@ def parse_args():
                         help="reply to RCPT with 550 for addresses that match this regular expression")
     parser.add_argument("--tempfail-rcpt", type=re.compile, metavar="REGEX",
                         help="reply to RCPT with 451 for addresses that match this regular expression")
+    parser.add_argument("--tempfail-ratio", type=ratio, default=0.0, metavar="R",
+                        help="reply with 451 to the data of a random fraction R (0 to 1) of the messages "
+                             "and store none of them (default 0)")
+    parser.add_argument("--seed", type=int,
+                        help="seed of the random choice of --tempfail-ratio, for a repeatable sequence")
     return parser.parse_args()
+
+
+def ratio(value):
+    """Parse a fraction from 0 to 1 for argparse."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is None or not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number from 0 to 1")
+    return number
 
 
 async def serve(args):
     args.maildir.mkdir(parents=True, exist_ok=True)
-    handler = MaildirHandler(args.maildir, args.reject_rcpt, args.tempfail_rcpt)
+    handler = MaildirHandler(args.maildir, args.reject_rcpt, args.tempfail_rcpt, args.tempfail_ratio, args.seed)
     loop = asyncio.get_running_loop()
 
     # A fixed hostname avoids the DNS lookup of socket.getfqdn(), aiosmtpd's default.

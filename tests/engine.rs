@@ -515,12 +515,12 @@ impl DatabaseProxy {
             phase.connections.cancel();
             phase.connections = CancellationToken::new();
         }
-        if outage == Outage::PortClosed {
-            if let Some(task) = self.accept_task.take() {
-                task.abort();
-                // The listener closes when the aborted task is dropped.
-                let _ = task.await;
-            }
+        if outage == Outage::PortClosed
+            && let Some(task) = self.accept_task.take()
+        {
+            task.abort();
+            // The listener closes when the aborted task is dropped.
+            let _ = task.await;
         }
     }
 

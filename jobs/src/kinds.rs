@@ -56,7 +56,8 @@ const KINDS: [KindSpec; 3] = [
         name: NOOP,
         queue: queues::MAINTENANCE,
         max_attempts: 3,
-        timeout: Duration::from_secs(10),
+        // Above the longest sleep a noop payload may ask for (60 s).
+        timeout: Duration::from_secs(90),
         backoff_base: Duration::from_secs(1),
         backoff_cap: Duration::from_secs(10),
     },

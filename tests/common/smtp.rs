@@ -54,6 +54,11 @@ pub struct SmtpOptions {
     pub port: u16,
     /// Recipients matching this regex get `550` at RCPT.
     pub reject_rcpt: Option<String>,
+    /// Fraction (0 to 1) of messages that get `451` after their data, chosen at random and not
+    /// stored.
+    pub tempfail_ratio: Option<f64>,
+    /// Seed of that random choice; `None` gives a different sequence on every run.
+    pub seed: Option<u64>,
 }
 
 impl SmtpServer {
@@ -74,6 +79,12 @@ impl SmtpServer {
             .stderr(Stdio::inherit());
         if let Some(pattern) = &options.reject_rcpt {
             command.args(["--reject-rcpt", pattern]);
+        }
+        if let Some(ratio) = options.tempfail_ratio {
+            command.args(["--tempfail-ratio", &ratio.to_string()]);
+        }
+        if let Some(seed) = options.seed {
+            command.args(["--seed", &seed.to_string()]);
         }
         let mut child = command.spawn().expect("the SMTP server starts");
 

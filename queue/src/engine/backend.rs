@@ -15,6 +15,7 @@ use apalis_core::worker::context::WorkerContext;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -33,6 +34,10 @@ pub(crate) struct Shared {
     /// Signalled when a held job is let go, so the fetcher can claim again.
     pub capacity_freed: Notify,
     pub completer: Completer,
+    /// Cancelled when the worker starts to stop: the fetcher and the listener end.
+    pub stop_claiming: CancellationToken,
+    /// Cancelled once the backend has stopped: the heartbeat and the rescuer end. Cancelling it
+    /// also cancels `stop_claiming`.
     pub shutdown: CancellationToken,
 }
 
@@ -71,6 +76,7 @@ pub struct PgBackend<Args> {
     shared: Arc<Shared>,
     sender: Option<mpsc::UnboundedSender<Task<Args>>>,
     receiver: Option<mpsc::UnboundedReceiver<Task<Args>>>,
+    fetcher: Option<JoinHandle<()>>,
     closing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     _args: PhantomData<fn() -> Args>,
 }
@@ -81,6 +87,7 @@ impl<Args> PgBackend<Args> {
         let owner: Arc<str> = Arc::from(owner.into());
         let completer = Completer::start(pool.clone(), owner.clone(), config.completer_batch);
         let (sender, receiver) = mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
         PgBackend {
             shared: Arc::new(Shared {
                 pool,
@@ -89,8 +96,10 @@ impl<Args> PgBackend<Args> {
                 held: Mutex::new(HashSet::new()),
                 capacity_freed: Notify::new(),
                 completer,
-                shutdown: CancellationToken::new(),
+                stop_claiming: shutdown.child_token(),
+                shutdown,
             }),
+            fetcher: None,
             sender: Some(sender),
             receiver: Some(receiver),
             closing: None,
@@ -105,13 +114,17 @@ impl<Args> PgBackend<Args> {
 }
 
 impl<Args: DeserializeOwned + Send + 'static> PgBackend<Args> {
-    fn start(&mut self) {
+    fn start(&mut self, worker: &WorkerContext) {
         let Some(sender) = self.sender.take() else {
             return;
         };
         let shared = self.shared.clone();
         info!(worker = %shared.owner, queue = %shared.config.queue, concurrency = shared.config.concurrency, "backend started");
-        tokio::spawn(fetcher::run_fetcher(shared.clone(), sender));
+        self.fetcher = Some(tokio::spawn(fetcher::run_fetcher(
+            shared.clone(),
+            sender,
+            worker.clone(),
+        )));
         tokio::spawn(lease::run_heartbeat(shared.clone()));
         tokio::spawn(lease::run_rescuer(shared));
     }
@@ -139,9 +152,9 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for PgBackend<Args> {
     fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
-        _worker: &WorkerContext,
+        worker: &WorkerContext,
     ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
-        self.start();
+        self.start(worker);
         match self.receiver.as_mut() {
             Some(receiver) => receiver.poll_recv(cx).map(|task| task.map(Ok)),
             None => Poll::Ready(None),
@@ -154,10 +167,11 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for PgBackend<Args> {
         _worker: &WorkerContext,
     ) -> Poll<Result<(), Self::Error>> {
         if self.closing.is_none() {
-            self.shared.shutdown.cancel();
+            self.shared.stop_claiming.cancel();
             let shared = self.shared.clone();
             let receiver = self.receiver.take();
-            self.closing = Some(Box::pin(close(shared, receiver)));
+            let fetcher = self.fetcher.take();
+            self.closing = Some(Box::pin(close(shared, receiver, fetcher)));
         }
         match self.closing.as_mut() {
             Some(closing) => closing.as_mut().poll(cx).map(Ok),
@@ -168,7 +182,21 @@ impl<Args: DeserializeOwned + Send + 'static> Backend for PgBackend<Args> {
 
 /// Stops a backend: releases claimed jobs that never started, waits up to the drain timeout for
 /// running ones, writes the queued results and leaves the live-worker list.
-async fn close<Args>(shared: Arc<Shared>, receiver: Option<mpsc::UnboundedReceiver<Task<Args>>>) {
+async fn close<Args>(
+    shared: Arc<Shared>,
+    receiver: Option<mpsc::UnboundedReceiver<Task<Args>>>,
+    fetcher: Option<JoinHandle<()>>,
+) {
+    // Wait for a claim still in flight, so every job this worker claimed is in the channel.
+    shared.stop_claiming.cancel();
+    if let Some(fetcher) = fetcher
+        && tokio::time::timeout(std::time::Duration::from_secs(10), fetcher)
+            .await
+            .is_err()
+    {
+        warn!(worker = %shared.owner, "the fetcher did not stop within 10 s");
+    }
+
     let mut unstarted = Vec::new();
     if let Some(mut receiver) = receiver {
         receiver.close();
@@ -203,6 +231,7 @@ async fn close<Args>(shared: Arc<Shared>, receiver: Option<mpsc::UnboundedReceiv
     }
 
     shared.completer.flush().await;
+    shared.shutdown.cancel();
     if let Err(error) = claim::unregister(&shared.pool, &shared.owner).await {
         warn!(worker = %shared.owner, %error, "failed to remove the worker from the live list");
     }

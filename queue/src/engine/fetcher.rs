@@ -6,6 +6,7 @@ use std::time::Duration;
 use apalis_core::task::Task;
 use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::task_id::TaskId;
+use apalis_core::worker::context::WorkerContext;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, mpsc};
@@ -31,6 +32,7 @@ fn min_claim(concurrency: usize) -> usize {
 pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
     shared: Arc<Shared>,
     sender: mpsc::UnboundedSender<Task<Args>>,
+    worker: WorkerContext,
 ) {
     let notified = Arc::new(Notify::new());
     if shared.config.listen {
@@ -38,7 +40,12 @@ pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
     }
     let mut error_delay = ErrorDelay::default();
 
-    while !shared.shutdown.is_cancelled() {
+    while !shared.stop_claiming.is_cancelled() {
+        // A stopping worker claims nothing more; what it holds is released or finished.
+        if worker.is_shutting_down() {
+            shared.stop_claiming.cancel();
+            return;
+        }
         let free = shared
             .config
             .concurrency
@@ -46,7 +53,7 @@ pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
         if free == 0 {
             tokio::select! {
                 () = shared.capacity_freed.notified() => {}
-                () = shared.shutdown.cancelled() => return,
+                () = shared.stop_claiming.cancelled() => return,
             }
             continue;
         }
@@ -55,7 +62,7 @@ pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
         let free = if free < min_claim(shared.config.concurrency) && shared.held_count() > 0 {
             tokio::select! {
                 () = tokio::time::sleep(CLAIM_GATHER) => {}
-                () = shared.shutdown.cancelled() => return,
+                () = shared.stop_claiming.cancelled() => return,
             }
             shared
                 .config
@@ -80,7 +87,7 @@ pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
                 warn!(worker = %shared.owner, %error, delay_ms = delay.as_millis() as u64, "claiming jobs failed; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    () = shared.shutdown.cancelled() => return,
+                    () = shared.stop_claiming.cancelled() => return,
                 }
                 continue;
             }
@@ -101,7 +108,7 @@ pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
         tokio::select! {
             () = notified.notified() => {}
             () = tokio::time::sleep(wait) => {}
-            () = shared.shutdown.cancelled() => return,
+            () = shared.stop_claiming.cancelled() => return,
         }
     }
 }
@@ -167,7 +174,7 @@ async fn next_wait(shared: &Shared) -> Duration {
 /// Forwards notifications for this queue to the fetcher, reconnecting with backoff.
 async fn listen(shared: Arc<Shared>, notified: Arc<Notify>) {
     let mut error_delay = ErrorDelay::default();
-    while !shared.shutdown.is_cancelled() {
+    while !shared.stop_claiming.is_cancelled() {
         let mut listener = match PgListener::connect_with(&shared.pool).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -205,7 +212,7 @@ async fn listen(shared: Arc<Shared>, notified: Arc<Notify>) {
                         break;
                     }
                 },
-                () = shared.shutdown.cancelled() => return,
+                () = shared.stop_claiming.cancelled() => return,
             }
         }
     }
@@ -220,7 +227,7 @@ async fn wait_after_error(
     warn!(worker = %shared.owner, %error, delay_ms = delay.as_millis() as u64, "job notifications unavailable; polling until reconnected");
     tokio::select! {
         () = tokio::time::sleep(delay) => {}
-        () = shared.shutdown.cancelled() => {}
+        () = shared.stop_claiming.cancelled() => {}
     }
 }
 
