@@ -179,6 +179,7 @@ fn worker_config(config: &Config) -> WorkerConfig {
     WorkerConfig {
         concurrency: config.worker_concurrency.clone(),
         default_concurrency: config.default_concurrency,
+        listen: config.worker_listen,
         ..WorkerConfig::default()
     }
 }

@@ -60,6 +60,9 @@ pub struct Config {
     /// Per-queue concurrency from `WORKER_CONCURRENCY` (`reminders=8,payments=2`).
     pub worker_concurrency: BTreeMap<String, usize>,
     pub default_concurrency: usize,
+    /// Whether workers LISTEN for new jobs; off behind PgBouncer in transaction mode, where
+    /// they rely on polling alone.
+    pub worker_listen: bool,
 }
 
 /// Minimum length of `SECRET_KEY`, in characters.
@@ -143,6 +146,16 @@ impl Config {
             }
         };
 
+        let worker_listen = match get("WORKER_LISTEN").as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                return Err(invalid(
+                    "WORKER_LISTEN",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
         let worker_concurrency = get("WORKER_CONCURRENCY")
             .map(|value| parse_concurrency(&value))
             .transpose()?
@@ -198,6 +211,7 @@ impl Config {
                 }
             })?,
             worker_concurrency,
+            worker_listen,
             default_concurrency: parse(
                 get("WORKER_DEFAULT_CONCURRENCY"),
                 "WORKER_DEFAULT_CONCURRENCY",
@@ -417,6 +431,16 @@ mod tests {
         let config = config(&[("WORKER_CONCURRENCY", "reminders=8, payments=2")]).unwrap();
         assert_eq!(config.worker_concurrency.get("reminders"), Some(&8));
         assert!(super::parse_concurrency("reminders=0").is_err());
+    }
+
+    #[test]
+    fn worker_listen_parses() {
+        assert!(config(&[]).unwrap().worker_listen);
+        assert!(!config(&[("WORKER_LISTEN", "false")]).unwrap().worker_listen);
+        assert_eq!(
+            config(&[("WORKER_LISTEN", "no")]).unwrap_err().variable,
+            "WORKER_LISTEN"
+        );
     }
 
     #[test]

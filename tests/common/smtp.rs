@@ -76,7 +76,10 @@ impl SmtpServer {
             .arg("--maildir")
             .arg(maildir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            // The server logs every message; keep that out of the test output, next to the mail.
+            .stderr(
+                std::fs::File::create(maildir.path().join("smtp_server.log")).expect("log file"),
+            );
         if let Some(pattern) = &options.reject_rcpt {
             command.args(["--reject-rcpt", pattern]);
         }
