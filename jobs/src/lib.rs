@@ -11,6 +11,7 @@ pub mod email;
 pub mod kinds;
 pub mod outcome;
 pub mod reminders;
+pub mod stripe;
 
 pub use context::JobContext;
 pub use dispatch::run_job;

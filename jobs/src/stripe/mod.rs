@@ -1,0 +1,6 @@
+//! Stripe: webhook signature verification, the per-invoice payment state machine, event intake
+//! and processing, and the Stripe API client used by payment sync.
+
+pub mod client;
+pub mod signature;
+pub mod state;
