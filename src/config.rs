@@ -55,6 +55,8 @@ pub struct Config {
     pub templates_dir: PathBuf,
     pub default_timezone: chrono_tz::Tz,
     pub stripe_livemode: bool,
+    /// Stripe webhook endpoint secrets, comma-separated in `STRIPE_WEBHOOK_SECRETS`.
+    pub stripe_webhook_secrets: Vec<SecretString>,
     pub pg_bin_dir: Option<PathBuf>,
     pub worker_replicas: u32,
     /// Per-queue concurrency from `WORKER_CONCURRENCY` (`reminders=8,payments=2`).
@@ -146,6 +148,16 @@ impl Config {
             }
         };
 
+        let stripe_webhook_secrets: Vec<SecretString> = get("STRIPE_WEBHOOK_SECRETS")
+            .map(|value| {
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|secret| !secret.is_empty())
+                    .map(|secret| SecretString::from(secret.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let worker_listen = match get("WORKER_LISTEN").as_deref() {
             None | Some("true") => true,
             Some("false") => false,
@@ -196,6 +208,7 @@ impl Config {
                 "an IANA time zone such as Europe/Berlin",
             )?,
             stripe_livemode,
+            stripe_webhook_secrets,
             pg_bin_dir: get("PG_BIN_DIR").map(PathBuf::from),
             worker_replicas: parse(
                 get("WORKER_REPLICAS"),
@@ -224,6 +237,14 @@ impl Config {
     /// This process's share of the mail rate limit: the rate divided by `WORKER_REPLICAS`.
     pub fn mail_rate_per_process(&self) -> f64 {
         self.mail_rate_per_second / f64::from(self.worker_replicas)
+    }
+
+    /// The Stripe webhook secrets in plain text, for the signature check.
+    pub fn stripe_webhook_secrets(&self) -> Vec<String> {
+        self.stripe_webhook_secrets
+            .iter()
+            .map(|secret| secret.expose_secret().to_owned())
+            .collect()
     }
 
     pub fn database_url(&self) -> Option<&str> {

@@ -26,6 +26,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A request that is not valid as a whole (a webhook's signature, say).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -107,6 +110,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Conflict(message) => {
                 (StatusCode::CONFLICT, "conflict", None, message.clone())
+            }
+            ApiError::BadRequest { code, message } => {
+                (StatusCode::BAD_REQUEST, *code, None, message.clone())
             }
             ApiError::MethodNotAllowed(message) => (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -33,6 +33,16 @@ pub struct AppState {
     pub secret_key: Arc<[u8]>,
     /// Set when the process is shutting down, so `/health/ready` reports not ready.
     pub draining: Arc<AtomicBool>,
+    pub stripe: StripeWebhooks,
+}
+
+/// Settings of the Stripe webhook endpoint.
+#[derive(Clone, Default)]
+pub struct StripeWebhooks {
+    /// Endpoint secrets (`whsec_...`); two while a secret is being rolled.
+    pub webhook_secrets: Arc<Vec<String>>,
+    /// Whether this deployment takes live-mode events; events of the other mode are stored as ignored.
+    pub livemode: bool,
 }
 
 impl AppState {
@@ -42,7 +52,17 @@ impl AppState {
             pool,
             secret_key: Arc::from(secret_key),
             draining: Arc::new(AtomicBool::new(false)),
+            stripe: StripeWebhooks::default(),
         }
+    }
+
+    /// Sets the Stripe webhook secrets and mode.
+    pub fn with_stripe(mut self, webhook_secrets: Vec<String>, livemode: bool) -> Self {
+        self.stripe = StripeWebhooks {
+            webhook_secrets: Arc::new(webhook_secrets),
+            livemode,
+        };
+        self
     }
 }
 

@@ -21,6 +21,10 @@ pub async fn run_job(ctx: &JobContext, job: &JobMeta, payload: &Value) -> Result
             reminders::scheduler::run_scheduler(ctx).await?;
             Ok(())
         }
+        kinds::PROCESS_STRIPE_EVENT => {
+            let payload: crate::stripe::process::ProcessEvent = decode(job, payload)?;
+            crate::stripe::process::process_event(ctx, &payload.event_id).await
+        }
         kinds::NOOP => run_noop(job, payload).await,
         other => Err(JobError::permanent(format!("unknown job kind {other:?}"))),
     }

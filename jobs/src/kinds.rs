@@ -32,10 +32,12 @@ pub struct KindSpec {
 pub const SEND_REMINDER: &str = "reminder.send";
 /// Finds the reminders that are due and enqueues them.
 pub const SCHEDULE_REMINDERS: &str = "reminder.schedule";
+/// Applies one stored Stripe webhook event to its invoice.
+pub const PROCESS_STRIPE_EVENT: &str = "stripe.event";
 /// Does nothing: for benchmarks and smoke tests.
 pub const NOOP: &str = "noop";
 
-const KINDS: [KindSpec; 3] = [
+const KINDS: [KindSpec; 4] = [
     KindSpec {
         name: SEND_REMINDER,
         queue: queues::REMINDERS,
@@ -51,6 +53,14 @@ const KINDS: [KindSpec; 3] = [
         timeout: Duration::from_secs(300),
         backoff_base: Duration::from_secs(5),
         backoff_cap: Duration::from_secs(60),
+    },
+    KindSpec {
+        name: PROCESS_STRIPE_EVENT,
+        queue: queues::WEBHOOKS,
+        max_attempts: 10,
+        timeout: Duration::from_secs(60),
+        backoff_base: Duration::from_secs(5),
+        backoff_cap: Duration::from_secs(600),
     },
     KindSpec {
         name: NOOP,

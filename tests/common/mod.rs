@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 pub use smtp::SmtpServer;
 
 pub const SECRET_KEY: &str = "test-secret-key-that-is-long-enough-0123";
+/// Stripe webhook secrets of the test app: two, as during a secret roll.
+pub const STRIPE_WEBHOOK_SECRETS: [&str; 2] = ["whsec_test_current", "whsec_test_previous"];
 
 /// Creates a database with a random name and applies all migrations.
 pub async fn fresh_database() -> (PgPool, String) {
@@ -159,7 +161,13 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let state = AppState::new(pool.clone(), SECRET_KEY.as_bytes());
+        let state = AppState::new(pool.clone(), SECRET_KEY.as_bytes()).with_stripe(
+            STRIPE_WEBHOOK_SECRETS
+                .iter()
+                .map(|secret| secret.to_string())
+                .collect(),
+            false,
+        );
         tokio::spawn(duespark::app::serve_api(listener, state, shutdown.clone()));
 
         let workers = options.workers.then(|| {

@@ -36,7 +36,31 @@ pub async fn get_invoice(
         .ok_or_else(|| ApiError::NotFound(format!("invoice {id:?} not found")))?;
     let reminders = list_for_invoice(&state.pool, &id).await?;
 
+    let payment_events: Vec<(
+        String,
+        String,
+        String,
+        String,
+        String,
+        chrono::DateTime<chrono::Utc>,
+    )> = sqlx::query_as(
+        r#"
+        SELECT stripe_event_id, type, status_before, status_after, note, applied_at
+        FROM invoice_payment_events WHERE invoice_id = $1 ORDER BY applied_at, stripe_event_id
+        "#,
+    )
+    .bind(&id)
+    .fetch_all(&state.pool)
+    .await?;
+    let payment_events: Vec<Value> = payment_events
+        .into_iter()
+        .map(|(event_id, event_type, before, after, note, applied_at)| {
+            json!({ "stripe_event_id": event_id, "type": event_type, "status_before": before, "status_after": after, "note": note, "applied_at": applied_at })
+        })
+        .collect();
+
     let mut body = json!(invoice);
     body["reminders"] = json!(reminders);
+    body["payment_events"] = json!(payment_events);
     Ok(Json(body))
 }

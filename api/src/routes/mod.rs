@@ -5,6 +5,7 @@ mod health;
 mod invoices;
 mod jobs;
 mod reminders;
+mod webhooks;
 
 use axum::Router;
 use axum::routing::{get, post, put};
@@ -21,6 +22,12 @@ pub fn v1(_state: AppState) -> Router<AppState> {
             put(invoices::put_invoice).get(invoices::get_invoice),
         )
         .route("/v1/reminders", post(reminders::post_reminder))
+        .route(
+            "/webhooks/stripe",
+            post(webhooks::stripe).layer(axum::extract::DefaultBodyLimit::max(
+                webhooks::MAX_STRIPE_BODY_BYTES,
+            )),
+        )
         .route("/v1/jobs", post(jobs::post_job).get(jobs::list_jobs))
         .route("/v1/jobs/batch", post(jobs::post_batch))
         .route("/v1/jobs/{id}", get(jobs::get_job))

@@ -260,6 +260,13 @@ pub async fn upsert_invoice(
     .bind(&input.stripe_checkout_session_id)
     .fetch_one(&mut *tx)
     .await?;
+    let was_open = existing
+        .as_ref()
+        .is_some_and(|(_, status, _)| status == "open");
+    if was_open && invoice.status != "open" {
+        let reason = format!("invoice is {}", invoice.status);
+        crate::reminders::store::skip_pending(&mut tx, id, &reason).await?;
+    }
     tx.commit().await?;
 
     let upserted = if existing.is_some() {

@@ -143,3 +143,20 @@ pub async fn list_for_invoice(
     .await?;
     Ok(reminders)
 }
+
+/// Skips an invoice's reminders that have not started sending, with `reason`. One already
+/// `sending` is left to finish, because a send cannot be taken back.
+pub async fn skip_pending(
+    conn: &mut PgConnection,
+    invoice_id: &str,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    let skipped = sqlx::query(
+        "UPDATE reminders SET status = 'skipped', reason = $2, updated_at = now() WHERE invoice_id = $1 AND status = 'queued'",
+    )
+    .bind(invoice_id)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    Ok(skipped.rows_affected())
+}

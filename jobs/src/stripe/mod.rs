@@ -2,5 +2,7 @@
 //! and processing, and the Stripe API client used by payment sync.
 
 pub mod client;
+pub mod intake;
+pub mod process;
 pub mod signature;
 pub mod state;
