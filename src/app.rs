@@ -10,6 +10,7 @@ use duespark_api::AppState;
 use duespark_jobs::JobContext;
 use duespark_jobs::email::{Mailer, SendRateLimiter, Templates};
 use duespark_jobs::reminders::schedule::{Clock, SystemClock};
+use duespark_jobs::stripe::client::{StripeApiKey, StripeClient, StripeConfig};
 use duespark_queue::JobStore;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
@@ -58,6 +59,16 @@ pub fn job_context(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Resu
             Mailer::outbox(config.outbox_dir.clone())
         }
     };
+    let stripe = StripeClient::new(StripeConfig {
+        api_base: config.stripe_api_base.clone(),
+        api_key: config
+            .stripe_api_key
+            .as_ref()
+            .map(|key| StripeApiKey::new(key.expose_secret())),
+        rate_per_second: config.stripe_rate_per_process(),
+        ..StripeConfig::default()
+    })
+    .context("invalid Stripe API settings")?;
     Ok(JobContext {
         store: JobStore::new(pool.clone()),
         pool,
@@ -66,6 +77,7 @@ pub fn job_context(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Resu
         mail_limiter: SendRateLimiter::per_second(config.mail_rate_per_process()),
         mail_from: config.mail_from.clone(),
         clock,
+        stripe,
     })
 }
 

@@ -55,6 +55,10 @@ pub struct Config {
     pub templates_dir: PathBuf,
     pub default_timezone: chrono_tz::Tz,
     pub stripe_livemode: bool,
+    pub stripe_api_key: Option<SecretString>,
+    pub stripe_api_base: url::Url,
+    /// Stripe API calls per second for the whole deployment.
+    pub stripe_rate_per_second: f64,
     /// Stripe webhook endpoint secrets, comma-separated in `STRIPE_WEBHOOK_SECRETS`.
     pub stripe_webhook_secrets: Vec<SecretString>,
     pub pg_bin_dir: Option<PathBuf>,
@@ -209,6 +213,13 @@ impl Config {
             )?,
             stripe_livemode,
             stripe_webhook_secrets,
+            stripe_api_key: get("STRIPE_API_KEY").map(SecretString::from),
+            stripe_api_base: parse_stripe_api_base(get("STRIPE_API_BASE"))?,
+            stripe_rate_per_second: parse_positive(
+                get("STRIPE_RATE_PER_SECOND"),
+                "STRIPE_RATE_PER_SECOND",
+                20.0,
+            )?,
             pg_bin_dir: get("PG_BIN_DIR").map(PathBuf::from),
             worker_replicas: parse(
                 get("WORKER_REPLICAS"),
@@ -232,6 +243,11 @@ impl Config {
                 "a whole number of 1 or more",
             )?,
         })
+    }
+
+    /// This process's share of the Stripe API rate limit.
+    pub fn stripe_rate_per_process(&self) -> f64 {
+        self.stripe_rate_per_second / f64::from(self.worker_replicas)
     }
 
     /// This process's share of the mail rate limit: the rate divided by `WORKER_REPLICAS`.
@@ -295,6 +311,19 @@ fn parse_database_url(value: &str) -> Result<SecretString, ConfigError> {
         ));
     }
     Ok(SecretString::from(value.to_owned()))
+}
+
+fn parse_stripe_api_base(value: Option<String>) -> Result<url::Url, ConfigError> {
+    let value = value.unwrap_or_else(|| "https://api.stripe.com".to_owned());
+    url::Url::parse(&value)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
+        .ok_or_else(|| {
+            invalid(
+                "STRIPE_API_BASE",
+                format!("{value:?} is not an http or https URL such as https://api.stripe.com"),
+            )
+        })
 }
 
 fn parse_secret_key(value: &str) -> Result<SecretString, ConfigError> {

@@ -18,4 +18,6 @@ pub struct JobContext {
     /// The address part of `MAIL_FROM`; the display name is the account's sender name.
     pub mail_from: String,
     pub clock: Arc<dyn Clock>,
+    /// The Stripe API client of payment sync; without a key its calls fail permanently.
+    pub stripe: crate::stripe::client::StripeClient,
 }

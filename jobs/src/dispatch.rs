@@ -25,6 +25,11 @@ pub async fn run_job(ctx: &JobContext, job: &JobMeta, payload: &Value) -> Result
             let payload: crate::stripe::process::ProcessEvent = decode(job, payload)?;
             crate::stripe::process::process_event(ctx, &payload.event_id).await
         }
+        kinds::SYNC_PAYMENT => {
+            let payload: crate::stripe::sync::SyncPayment = decode(job, payload)?;
+            crate::stripe::sync::sync_invoice(ctx, &payload.invoice_id, job).await
+        }
+        kinds::SWEEP_PAYMENTS => crate::stripe::sync::sweep(ctx).await.map(|_| ()),
         kinds::NOOP => run_noop(job, payload).await,
         other => Err(JobError::permanent(format!("unknown job kind {other:?}"))),
     }

@@ -34,10 +34,14 @@ pub const SEND_REMINDER: &str = "reminder.send";
 pub const SCHEDULE_REMINDERS: &str = "reminder.schedule";
 /// Applies one stored Stripe webhook event to its invoice.
 pub const PROCESS_STRIPE_EVENT: &str = "stripe.event";
+/// Reads one invoice's payment objects from the Stripe API and applies them.
+pub const SYNC_PAYMENT: &str = "stripe.sync";
+/// Enqueues payment syncs of open invoices with Stripe ids, stalest first.
+pub const SWEEP_PAYMENTS: &str = "stripe.sweep";
 /// Does nothing: for benchmarks and smoke tests.
 pub const NOOP: &str = "noop";
 
-const KINDS: [KindSpec; 4] = [
+const KINDS: [KindSpec; 6] = [
     KindSpec {
         name: SEND_REMINDER,
         queue: queues::REMINDERS,
@@ -61,6 +65,22 @@ const KINDS: [KindSpec; 4] = [
         timeout: Duration::from_secs(60),
         backoff_base: Duration::from_secs(5),
         backoff_cap: Duration::from_secs(600),
+    },
+    KindSpec {
+        name: SYNC_PAYMENT,
+        queue: queues::PAYMENTS,
+        max_attempts: 8,
+        timeout: Duration::from_secs(120),
+        backoff_base: Duration::from_secs(2),
+        backoff_cap: Duration::from_secs(600),
+    },
+    KindSpec {
+        name: SWEEP_PAYMENTS,
+        queue: queues::MAINTENANCE,
+        max_attempts: 3,
+        timeout: Duration::from_secs(120),
+        backoff_base: Duration::from_secs(10),
+        backoff_cap: Duration::from_secs(300),
     },
     KindSpec {
         name: NOOP,

@@ -82,6 +82,9 @@ pub struct TestOptions {
     pub now: Option<DateTime<Utc>>,
     pub templates_dir: Option<PathBuf>,
     pub concurrency: usize,
+    /// Base URL of a Stripe stand-in; sets a test API key and `STRIPE_RATE_PER_SECOND` too.
+    pub stripe_api_base: Option<String>,
+    pub stripe_rate_per_second: f64,
 }
 
 impl Default for TestOptions {
@@ -92,6 +95,8 @@ impl Default for TestOptions {
             now: None,
             templates_dir: None,
             concurrency: 4,
+            stripe_api_base: None,
+            stripe_rate_per_second: 100.0,
         }
     }
 }
@@ -148,6 +153,14 @@ impl TestApp {
             outbox.path(),
             options.templates_dir.clone(),
         );
+        let mut config = config;
+        if let Some(base) = &options.stripe_api_base {
+            config.stripe_api_base = url::Url::parse(base).expect("the stand-in URL parses");
+            config.stripe_api_key = Some(secrecy::SecretString::from(
+                "sk_test_stand_in_key".to_owned(),
+            ));
+            config.stripe_rate_per_second = options.stripe_rate_per_second;
+        }
 
         let fixed = options.now.map(|now| Arc::new(FixedClock::new(now)));
         let clock: Arc<dyn Clock> = match &fixed {
@@ -180,6 +193,7 @@ impl TestApp {
                     scheduler_interval: None,
                     backoff_base_override: Some(Duration::from_millis(300)),
                     retention: None,
+                    payment_sweep_interval: None,
                     ..WorkerConfig::default()
                 },
             };

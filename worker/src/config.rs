@@ -25,6 +25,8 @@ pub struct WorkerConfig {
     pub drain_timeout: Duration,
     /// How often the reminder scheduler runs; `None` leaves periodic schedules to other processes.
     pub scheduler_interval: Option<Duration>,
+    /// How often open invoices with Stripe ids are synced; `None` turns the sweep off here.
+    pub payment_sweep_interval: Option<Duration>,
     /// How long finished jobs are kept; `None` turns retention off in this process.
     pub retention: Option<RetentionPolicy>,
     /// Replaces every kind's first retry delay, for tests and local runs that cannot wait.
@@ -48,6 +50,7 @@ impl Default for WorkerConfig {
             rescue_interval: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             scheduler_interval: Some(Duration::from_secs(300)),
+            payment_sweep_interval: Some(Duration::from_secs(3600)),
             retention: Some(RetentionPolicy::default()),
             backoff_base_override: None,
         }

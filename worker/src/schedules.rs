@@ -16,9 +16,20 @@ pub async fn enqueue_due_schedules(
     now: DateTime<Utc>,
     interval: std::time::Duration,
 ) -> Result<bool, QueueError> {
+    enqueue_slot_job(store, kinds::SCHEDULE_REMINDERS, now, interval).await
+}
+
+/// Enqueues one run of a periodic kind per time slot: the slot's start is in the idempotency key,
+/// so every process may try and only the first creates the job.
+async fn enqueue_slot_job(
+    store: &JobStore,
+    kind: &str,
+    now: DateTime<Utc>,
+    interval: std::time::Duration,
+) -> Result<bool, QueueError> {
     let interval_secs = i64::try_from(interval.as_secs().max(1)).unwrap_or(300);
     let slot = now.timestamp() / interval_secs * interval_secs;
-    let spec = kinds::spec(kinds::SCHEDULE_REMINDERS).expect("the scheduler kind is registered");
+    let spec = kinds::spec(kind).expect("periodic kinds are registered");
     let job = NewJob::new(spec.queue, spec.name, serde_json::json!({}))
         .max_attempts(spec.max_attempts)
         .idempotency_key(format!("{}:{slot}", spec.name));
@@ -39,6 +50,21 @@ pub(crate) async fn run_schedules(runtime: Runtime, shutdown: CancellationToken)
                     Ok(true) => info!("reminder scheduler run enqueued"),
                     Ok(false) => {}
                     Err(error) => error!(%error, "failed to enqueue the reminder scheduler run"),
+                }
+            }
+        }));
+    }
+    if let Some(interval) = runtime.config.payment_sweep_interval {
+        let store = runtime.ctx.store.clone();
+        let clock = runtime.ctx.clock.clone();
+        tasks.spawn(every(interval, shutdown.clone(), move || {
+            let store = store.clone();
+            let now = clock.now();
+            async move {
+                match enqueue_slot_job(&store, kinds::SWEEP_PAYMENTS, now, interval).await {
+                    Ok(true) => info!("payment sync sweep enqueued"),
+                    Ok(false) => {}
+                    Err(error) => error!(%error, "failed to enqueue the payment sync sweep"),
                 }
             }
         }));

@@ -4,6 +4,7 @@ mod accounts;
 mod health;
 mod invoices;
 mod jobs;
+mod payments;
 mod reminders;
 mod webhooks;
 
@@ -22,6 +23,7 @@ pub fn v1(_state: AppState) -> Router<AppState> {
             put(invoices::put_invoice).get(invoices::get_invoice),
         )
         .route("/v1/reminders", post(reminders::post_reminder))
+        .route("/v1/payment-syncs", post(payments::post_payment_sync))
         .route(
             "/webhooks/stripe",
             post(webhooks::stripe).layer(axum::extract::DefaultBodyLimit::max(

@@ -6,3 +6,4 @@ pub mod intake;
 pub mod process;
 pub mod signature;
 pub mod state;
+pub mod sync;

@@ -21,7 +21,7 @@ pub struct ProcessEvent {
 }
 
 /// How an event changes its invoice, before amounts are totalled.
-enum EventEffect {
+pub(crate) enum EventEffect {
     /// A payment object (payment intent or checkout session) received `amount` in total.
     Payment {
         object_id: String,
@@ -190,7 +190,7 @@ fn related_ids(object: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn remember_links(
+pub(crate) async fn remember_links(
     conn: &mut PgConnection,
     invoice_id: &str,
     object: &Value,
@@ -207,7 +207,7 @@ async fn remember_links(
 
 /// Records amounts, applies the effect to the locked invoice, and skips its pending reminders when
 /// it leaves `open`. Returns the note for the event record.
-async fn apply_effect(
+pub(crate) async fn apply_effect(
     conn: &mut PgConnection,
     invoice_id: &str,
     event_id: &str,
