@@ -78,6 +78,7 @@ pub fn job_context(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Resu
         mail_from: config.mail_from.clone(),
         clock,
         stripe,
+        stripe_livemode: config.stripe_livemode,
     })
 }
 

@@ -86,8 +86,31 @@ impl StandIn {
             }
             response
         }
+        async fn events(State(stand_in): State<StandIn>, headers: HeaderMap) -> impl IntoResponse {
+            let path = "/v1/events".to_owned();
+            stand_in
+                .requests
+                .lock()
+                .unwrap()
+                .push((path.clone(), Instant::now(), headers));
+            let reply = {
+                let mut replies = stand_in.replies.lock().unwrap();
+                let queue = replies.entry(path).or_default();
+                if queue.len() > 1 {
+                    queue.pop_front()
+                } else {
+                    queue.front().cloned()
+                }
+            };
+            let body = reply.map_or(
+                json!({"object": "list", "has_more": false, "data": []}),
+                |reply| reply.body,
+            );
+            axum::Json(body)
+        }
         let router = axum::Router::new()
             .route("/v1/payment_intents/{id}", get(payment_intent))
+            .route("/v1/events", get(events))
             .with_state(self.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -343,4 +366,57 @@ async fn sync_without_api_key_names_the_variable() {
             .contains("STRIPE_API_KEY"),
         "{job}"
     );
+}
+
+#[tokio::test]
+async fn reconciliation_feeds_missed_events() {
+    let stand_in = StandIn::default();
+    let base = stand_in.start().await;
+    let app = TestApp::spawn(TestOptions {
+        stripe_api_base: Some(base),
+        ..Default::default()
+    })
+    .await;
+    let invoice_id = app
+        .seed_invoice("recon", 3_000, "usd", "2026-04-10", "UTC")
+        .await;
+
+    let event = |id: &str, object: Value| {
+        json!({"id": id, "object": "event", "type": "payment_intent.succeeded", "created": chrono::Utc::now().timestamp() - 60,
+               "livemode": false, "data": {"object": object}})
+    };
+    let paid = json!({"id": "pi_recon", "object": "payment_intent", "status": "succeeded", "amount_received": 3_000, "metadata": {"invoice_id": invoice_id}});
+    let other = json!({"id": "pi_other", "object": "payment_intent", "status": "succeeded", "amount_received": 10, "metadata": {}});
+    // Two pages, newest first, as Stripe lists them.
+    stand_in.script("/v1/events", vec![
+        ok(json!({"object": "list", "has_more": true, "data": [event("evt_recon_2", paid.clone())]})),
+        ok(json!({"object": "list", "has_more": false, "data": [event("evt_recon_1", other)]})),
+    ]);
+
+    let store = duespark_queue::JobStore::new(app.pool.clone());
+    let job = store
+        .enqueue(duespark_queue::NewJob::new(
+            "maintenance",
+            "stripe.reconcile",
+            json!({}),
+        ))
+        .await
+        .unwrap();
+    let job = app
+        .wait_for_job(&job.id.to_string(), Duration::from_secs(30))
+        .await;
+    assert_eq!(job["status"], "done", "{job}");
+
+    let requests = stand_in.requests_to("/v1/events");
+    assert_eq!(requests.len(), 2, "both pages are read");
+    let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM stripe_events ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, vec!["evt_recon_1", "evt_recon_2"]);
+    let paid_in_time = common::wait_until(Duration::from_secs(20), || async {
+        (invoice_state(&app, &invoice_id).await.0 == "paid").then_some(())
+    })
+    .await;
+    assert!(paid_in_time.is_some(), "the missed payment is applied");
 }

@@ -15,7 +15,7 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// A Stripe event body, pretty-printed as Stripe sends it.
+/// Builds a Stripe event body, pretty-printed as Stripe sends it.
 fn event_body(id: &str, event_type: &str, created: i64, object: Value) -> String {
     serde_json::to_string_pretty(&json!({
         "id": id, "object": "event", "type": event_type, "created": created, "livemode": false,
@@ -129,6 +129,24 @@ async fn bad_signatures_store_nothing() {
         );
     }
     assert_eq!(stored_events(&app).await, 0);
+    let metrics = scrape(&app).await;
+    assert!(
+        metrics.contains(
+            "duespark_webhooks_total{provider=\"stripe\",outcome=\"invalid_signature\"} 7"
+        ),
+        "{metrics}"
+    );
+}
+
+async fn scrape(app: &TestApp) -> String {
+    app.http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -329,6 +347,17 @@ async fn livemode_mismatch_is_stored_as_ignored() {
         .await
         .unwrap();
     assert_eq!(jobs, 0);
+    let metrics = scrape(&app).await;
+    assert!(
+        metrics.contains("duespark_stripe_events{status=\"livemode_mismatch\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "duespark_webhooks_total{provider=\"stripe\",outcome=\"livemode_mismatch\"} 1"
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -419,4 +448,122 @@ async fn paid_invoice_gets_no_reminder() {
         run.reminders_enqueued, 0,
         "the scheduler leaves a paid invoice alone"
     );
+}
+
+#[tokio::test]
+async fn checkout_and_dispute_lifecycle() {
+    let app = TestApp::spawn(TestOptions::default()).await;
+    let invoice_id = app
+        .seed_invoice("checkout", 1_500, "kwd", "2026-04-10", "Asia/Kuwait")
+        .await;
+
+    // A bank debit: the session completes unpaid, then the async payment succeeds. The session
+    // finds the invoice through client_reference_id only.
+    let session = |payment_status: &str| {
+        json!({"id": "cs_1", "object": "checkout.session", "status": "complete", "payment_status": payment_status,
+               "amount_total": 1_500, "currency": "kwd", "client_reference_id": invoice_id, "metadata": {}, "payment_intent": "pi_cs_1"})
+    };
+    deliver(
+        &app,
+        &event_body(
+            "evt_cs_completed",
+            "checkout.session.completed",
+            now(),
+            session("unpaid"),
+        ),
+    )
+    .await;
+    assert_eq!(event_outcome(&app, "evt_cs_completed").await.0, "processed");
+    assert_eq!(
+        invoice(&app, &invoice_id).await["status"],
+        "payment_pending"
+    );
+
+    deliver(
+        &app,
+        &event_body(
+            "evt_cs_async",
+            "checkout.session.async_payment_succeeded",
+            now(),
+            session("paid"),
+        ),
+    )
+    .await;
+    assert_eq!(event_outcome(&app, "evt_cs_async").await.0, "processed");
+    let paid = invoice(&app, &invoice_id).await;
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(paid["amount_paid"], 1_500, "KWD stays in fils");
+
+    // The charge event carries no metadata; it finds the invoice through the payment intent
+    // learnt from the session.
+    let charge = json!({"id": "ch_cs_1", "object": "charge", "amount": 1_500, "amount_refunded": 0, "payment_intent": "pi_cs_1"});
+    deliver(
+        &app,
+        &event_body("evt_charge", "charge.succeeded", now(), charge),
+    )
+    .await;
+    assert_eq!(event_outcome(&app, "evt_charge").await.0, "ignored");
+
+    let dispute = |status: &str| json!({"id": "dp_1", "object": "dispute", "amount": 1_500, "charge": "ch_cs_1", "payment_intent": "pi_cs_1", "status": status});
+    deliver(
+        &app,
+        &event_body(
+            "evt_dispute",
+            "charge.dispute.created",
+            now(),
+            dispute("needs_response"),
+        ),
+    )
+    .await;
+    assert_eq!(event_outcome(&app, "evt_dispute").await.0, "processed");
+    assert_eq!(invoice(&app, &invoice_id).await["status"], "disputed");
+
+    deliver(
+        &app,
+        &event_body(
+            "evt_dispute_lost",
+            "charge.dispute.closed",
+            now(),
+            dispute("lost"),
+        ),
+    )
+    .await;
+    assert_eq!(event_outcome(&app, "evt_dispute_lost").await.0, "processed");
+    let lost = invoice(&app, &invoice_id).await;
+    assert_eq!(lost["status"], "refunded");
+    let types: Vec<String> = lost["payment_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        vec![
+            "checkout.session.completed",
+            "checkout.session.async_payment_succeeded",
+            "charge.dispute.created",
+            "charge.dispute.closed"
+        ]
+    );
+
+    // The app cannot reopen what Stripe confirmed.
+    let (status, body) = app.get(&format!("/v1/invoices/{invoice_id}")).await;
+    assert_eq!(status, 200);
+    let mut reopen = json!({});
+    for field in [
+        "account_id",
+        "client_id",
+        "number",
+        "amount_due",
+        "currency",
+        "issued_on",
+        "due_on",
+        "pay_url",
+    ] {
+        reopen[field] = body[field].clone();
+    }
+    reopen["status"] = json!("open");
+    let (status, response) = app.put(&format!("/v1/invoices/{invoice_id}"), reopen).await;
+    assert_eq!(status, 409, "{response}");
 }

@@ -6,7 +6,7 @@ mod auth;
 mod error;
 mod extract;
 mod idempotency;
-mod metrics;
+pub mod metrics;
 mod routes;
 
 use std::sync::Arc;
@@ -34,6 +34,8 @@ pub struct AppState {
     /// Set when the process is shutting down, so `/health/ready` reports not ready.
     pub draining: Arc<AtomicBool>,
     pub stripe: StripeWebhooks,
+    /// Counters kept by this process, encoded on every scrape next to the database gauges.
+    pub counters: metrics::Counters,
 }
 
 /// Settings of the Stripe webhook endpoint.
@@ -53,6 +55,7 @@ impl AppState {
             secret_key: Arc::from(secret_key),
             draining: Arc::new(AtomicBool::new(false)),
             stripe: StripeWebhooks::default(),
+            counters: metrics::Counters::default(),
         }
     }
 

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use duespark_jobs::kinds::queues;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -23,6 +24,34 @@ struct QueueStateLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabels {
     queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// `stripe`, `postmark` or `ses`.
+    pub provider: &'static str,
+    /// `stored`, `duplicate`, `livemode_mismatch`, `invalid_signature` or `invalid_event`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+/// Counters of this process; clones share the values.
+#[derive(Clone, Default)]
+pub struct Counters {
+    webhooks: Family<WebhookLabels, Counter>,
+}
+
+impl Counters {
+    /// Counts one webhook request by provider and outcome.
+    pub fn webhook(&self, provider: &'static str, outcome: &'static str) {
+        self.webhooks
+            .get_or_create(&WebhookLabels { provider, outcome })
+            .inc();
+    }
 }
 
 /// Serves the metrics of the job store and the reminders.
@@ -93,6 +122,28 @@ async fn collect(state: &AppState) -> Result<Registry, ApiError> {
         "job_oldest_waiting_age_seconds",
         "Age of the oldest due job waiting for a worker, per queue",
         oldest,
+    );
+
+    registry.register(
+        "webhooks",
+        "Webhook requests by provider and outcome",
+        state.counters.webhooks.clone(),
+    );
+
+    let stripe_events = Family::<StatusLabels, Gauge>::default();
+    let statuses: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM stripe_events GROUP BY status")
+            .fetch_all(&state.pool)
+            .await?;
+    for (status, count) in statuses {
+        stripe_events
+            .get_or_create(&StatusLabels { status })
+            .set(count);
+    }
+    registry.register(
+        "stripe_events",
+        "Stored Stripe events by status (received, processed, ignored, unmatched, livemode_mismatch)",
+        stripe_events,
     );
 
     let uncertain: i64 =

@@ -20,4 +20,6 @@ pub struct JobContext {
     pub clock: Arc<dyn Clock>,
     /// The Stripe API client of payment sync; without a key its calls fail permanently.
     pub stripe: crate::stripe::client::StripeClient,
+    /// Which Stripe mode this deployment applies (`STRIPE_LIVEMODE`).
+    pub stripe_livemode: bool,
 }

@@ -30,6 +30,9 @@ pub async fn run_job(ctx: &JobContext, job: &JobMeta, payload: &Value) -> Result
             crate::stripe::sync::sync_invoice(ctx, &payload.invoice_id, job).await
         }
         kinds::SWEEP_PAYMENTS => crate::stripe::sync::sweep(ctx).await.map(|_| ()),
+        kinds::RECONCILE_STRIPE_EVENTS => {
+            crate::stripe::reconcile::reconcile(ctx).await.map(|_| ())
+        }
         kinds::NOOP => run_noop(job, payload).await,
         other => Err(JobError::permanent(format!("unknown job kind {other:?}"))),
     }

@@ -38,10 +38,12 @@ pub const PROCESS_STRIPE_EVENT: &str = "stripe.event";
 pub const SYNC_PAYMENT: &str = "stripe.sync";
 /// Enqueues payment syncs of open invoices with Stripe ids, stalest first.
 pub const SWEEP_PAYMENTS: &str = "stripe.sweep";
+/// Feeds Stripe events our endpoint missed through the webhook intake.
+pub const RECONCILE_STRIPE_EVENTS: &str = "stripe.reconcile";
 /// Does nothing: for benchmarks and smoke tests.
 pub const NOOP: &str = "noop";
 
-const KINDS: [KindSpec; 6] = [
+const KINDS: [KindSpec; 7] = [
     KindSpec {
         name: SEND_REMINDER,
         queue: queues::REMINDERS,
@@ -81,6 +83,14 @@ const KINDS: [KindSpec; 6] = [
         timeout: Duration::from_secs(120),
         backoff_base: Duration::from_secs(10),
         backoff_cap: Duration::from_secs(300),
+    },
+    KindSpec {
+        name: RECONCILE_STRIPE_EVENTS,
+        queue: queues::MAINTENANCE,
+        max_attempts: 5,
+        timeout: Duration::from_secs(600),
+        backoff_base: Duration::from_secs(30),
+        backoff_cap: Duration::from_secs(1800),
     },
     KindSpec {
         name: NOOP,

@@ -194,6 +194,7 @@ impl TestApp {
                     backoff_base_override: Some(Duration::from_millis(300)),
                     retention: None,
                     payment_sweep_interval: None,
+                    stripe_reconcile_interval: None,
                     ..WorkerConfig::default()
                 },
             };

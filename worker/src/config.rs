@@ -27,6 +27,8 @@ pub struct WorkerConfig {
     pub scheduler_interval: Option<Duration>,
     /// How often open invoices with Stripe ids are synced; `None` turns the sweep off here.
     pub payment_sweep_interval: Option<Duration>,
+    /// How often missed Stripe events are reconciled; `None` turns it off in this process.
+    pub stripe_reconcile_interval: Option<Duration>,
     /// How long finished jobs are kept; `None` turns retention off in this process.
     pub retention: Option<RetentionPolicy>,
     /// Replaces every kind's first retry delay, for tests and local runs that cannot wait.
@@ -51,6 +53,7 @@ impl Default for WorkerConfig {
             drain_timeout: Duration::from_secs(30),
             scheduler_interval: Some(Duration::from_secs(300)),
             payment_sweep_interval: Some(Duration::from_secs(3600)),
+            stripe_reconcile_interval: Some(Duration::from_secs(24 * 3600)),
             retention: Some(RetentionPolicy::default()),
             backoff_base_override: None,
         }

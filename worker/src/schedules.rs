@@ -69,6 +69,24 @@ pub(crate) async fn run_schedules(runtime: Runtime, shutdown: CancellationToken)
             }
         }));
     }
+    if let Some(interval) = runtime.config.stripe_reconcile_interval {
+        let store = runtime.ctx.store.clone();
+        let clock = runtime.ctx.clock.clone();
+        tasks.spawn(every(interval, shutdown.clone(), move || {
+            let store = store.clone();
+            let now = clock.now();
+            async move {
+                match enqueue_slot_job(&store, kinds::RECONCILE_STRIPE_EVENTS, now, interval).await
+                {
+                    Ok(true) => info!("Stripe event reconciliation enqueued"),
+                    Ok(false) => {}
+                    Err(error) => {
+                        error!(%error, "failed to enqueue the Stripe event reconciliation")
+                    }
+                }
+            }
+        }));
+    }
     if let Some(policy) = runtime.config.retention {
         let store = runtime.ctx.store.clone();
         tasks.spawn(every(

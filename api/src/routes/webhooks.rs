@@ -35,15 +35,19 @@ pub async fn stripe(
         SIGNATURE_TOLERANCE_SECS,
     ) {
         warn!(%error, "rejected a Stripe webhook with an invalid signature");
+        state.counters.webhook("stripe", "invalid_signature");
         return Err(ApiError::BadRequest {
             code: "invalid_signature",
             message: error.to_string(),
         });
     }
 
-    let event = parse_event_header(&body).map_err(|message| ApiError::BadRequest {
-        code: "invalid_event",
-        message,
+    let event = parse_event_header(&body).map_err(|message| {
+        state.counters.webhook("stripe", "invalid_event");
+        ApiError::BadRequest {
+            code: "invalid_event",
+            message,
+        }
     })?;
     let raw_body = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest {
         code: "invalid_event",
@@ -67,5 +71,6 @@ pub async fn stripe(
         IntakeOutcome::Duplicate => "duplicate",
         IntakeOutcome::LivemodeMismatch => "livemode_mismatch",
     };
+    state.counters.webhook("stripe", outcome);
     Ok(Json(json!({ "received": true, "outcome": outcome })))
 }

@@ -146,6 +146,11 @@ impl fmt::Debug for StripeClient {
 }
 
 impl StripeClient {
+    /// Whether an API key is configured; without one every call fails permanently.
+    pub fn has_api_key(&self) -> bool {
+        self.api_key.is_some()
+    }
+
     /// Validates `config` and builds the client. No request is sent.
     pub fn new(config: StripeConfig) -> Result<StripeClient, StripeClientError> {
         let api_base = config.api_base;

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod intake;
 pub mod process;
+pub mod reconcile;
 pub mod signature;
 pub mod state;
 pub mod sync;

@@ -73,7 +73,7 @@ pub async fn sync_invoice(
     Ok(())
 }
 
-/// A payment intent's current state as an effect.
+/// Turns a payment intent's current state into an effect.
 fn payment_intent_effect(object: &Value) -> Option<EventEffect> {
     let id = object["id"].as_str()?.to_owned();
     match object["status"].as_str()? {
@@ -90,7 +90,7 @@ fn payment_intent_effect(object: &Value) -> Option<EventEffect> {
     }
 }
 
-/// A Stripe invoice's paid amount as an effect; nothing while nothing is paid.
+/// Turns a Stripe invoice's paid amount into an effect; nothing while nothing is paid.
 fn stripe_invoice_effect(object: &Value) -> Option<EventEffect> {
     let id = object["id"].as_str()?.to_owned();
     let amount = object["amount_paid"].as_i64().unwrap_or(0).max(0);
@@ -102,7 +102,7 @@ fn stripe_invoice_effect(object: &Value) -> Option<EventEffect> {
     )
 }
 
-/// A checkout session's payment as an effect.
+/// Turns a checkout session's payment into an effect.
 fn checkout_session_effect(object: &Value) -> Option<EventEffect> {
     let id = object["id"].as_str()?.to_owned();
     match (object["status"].as_str(), object["payment_status"].as_str()) {
@@ -162,6 +162,10 @@ pub async fn request_sync(ctx_pool: &sqlx::PgPool, invoice_id: &str) -> Result<J
 
 /// Enqueues syncs of open invoices with Stripe ids, stalest first. Returns how many.
 pub async fn sweep(ctx: &JobContext) -> Result<usize, JobError> {
+    if !ctx.stripe.has_api_key() {
+        info!("STRIPE_API_KEY is not set; payment sync sweep skipped");
+        return Ok(0);
+    }
     let invoice_ids: Vec<String> = sqlx::query_scalar(
         r#"
         SELECT id FROM invoices
