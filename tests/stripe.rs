@@ -567,3 +567,41 @@ async fn checkout_and_dispute_lifecycle() {
     let (status, response) = app.put(&format!("/v1/invoices/{invoice_id}"), reopen).await;
     assert_eq!(status, 409, "{response}");
 }
+
+#[tokio::test]
+async fn concurrent_partial_payments_add_up() {
+    let app = TestApp::spawn(TestOptions {
+        concurrency: 8,
+        ..Default::default()
+    })
+    .await;
+    let invoice_id = app
+        .seed_invoice("parts", 10_000, "usd", "2026-04-10", "UTC")
+        .await;
+    let parts: Vec<String> = (0..5)
+        .map(|index| {
+            event_body(
+                &format!("evt_part_{index}"),
+                "payment_intent.succeeded",
+                now(),
+                payment_intent(&format!("pi_part_{index}"), &invoice_id, 2_000, "usd"),
+            )
+        })
+        .collect();
+    let deliveries = parts.iter().map(|body| deliver(&app, body));
+    for (status, _) in futures::future::join_all(deliveries).await {
+        assert_eq!(status, 200);
+    }
+    for index in 0..5 {
+        assert_eq!(
+            event_outcome(&app, &format!("evt_part_{index}")).await.0,
+            "processed"
+        );
+    }
+    let paid = invoice(&app, &invoice_id).await;
+    assert_eq!(
+        paid["amount_paid"], 10_000,
+        "five payments of 2,000: {paid}"
+    );
+    assert_eq!(paid["status"], "paid");
+}

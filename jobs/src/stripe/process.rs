@@ -214,6 +214,15 @@ pub(crate) async fn apply_effect(
     event_type: &str,
     effect: EventEffect,
 ) -> Result<String, JobError> {
+    // Lock the invoice first: events of one invoice then apply one after another, and each sees
+    // the amounts the earlier ones recorded when it totals them.
+    let (status, amount_due, amount_paid, amount_refunded, confirmed): (String, i64, i64, i64, bool) = sqlx::query_as(
+        "SELECT status, amount_due, amount_paid, amount_refunded, status_confirmed_by_stripe FROM invoices WHERE id = $1 FOR UPDATE",
+    )
+    .bind(invoice_id)
+    .fetch_one(&mut *conn)
+    .await?;
+
     let effect = match effect {
         EventEffect::Payment { object_id, amount } => {
             record_amount(conn, invoice_id, &object_id, "payment", amount).await?;
@@ -240,12 +249,6 @@ pub(crate) async fn apply_effect(
         EventEffect::Effect(effect) => effect,
     };
 
-    let (status, amount_due, amount_paid, amount_refunded, confirmed): (String, i64, i64, i64, bool) = sqlx::query_as(
-        "SELECT status, amount_due, amount_paid, amount_refunded, status_confirmed_by_stripe FROM invoices WHERE id = $1 FOR UPDATE",
-    )
-    .bind(invoice_id)
-    .fetch_one(&mut *conn)
-    .await?;
     let status: InvoiceStatus = status
         .parse()
         .map_err(|error: crate::domain::FieldError| JobError::permanent(error.to_string()))?;
