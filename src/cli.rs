@@ -122,7 +122,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Api => {
             let pool = app::connect(required_database_url(&config)?).await?;
             let state = AppState::new(pool, &app::secret_key(&config, &var_dir())?)
-                .with_stripe(config.stripe_webhook_secrets(), config.stripe_livemode);
+                .with_stripe(config.stripe_webhook_secrets(), config.stripe_livemode)
+                .with_postmark(config.postmark_webhooks());
             let listener = bind(config.bind).await?;
             app::serve_api(listener, state, app::shutdown_on_signals()).await
         }
@@ -248,7 +249,8 @@ async fn run_dev_with_database(
         config: worker_config(config),
     };
     let state = AppState::new(pool, &key)
-        .with_stripe(config.stripe_webhook_secrets(), config.stripe_livemode);
+        .with_stripe(config.stripe_webhook_secrets(), config.stripe_livemode)
+        .with_postmark(config.postmark_webhooks());
 
     let api = app::serve_api(listener, state, shutdown.clone());
     let workers = run_workers(runtime, shutdown.clone());

@@ -55,6 +55,9 @@ pub struct Config {
     pub templates_dir: PathBuf,
     pub default_timezone: chrono_tz::Tz,
     pub stripe_livemode: bool,
+    pub postmark_webhook_user: Option<String>,
+    pub postmark_webhook_password: Option<SecretString>,
+    pub postmark_server_id: Option<i64>,
     pub stripe_api_key: Option<SecretString>,
     pub stripe_api_base: url::Url,
     /// Stripe API calls per second for the whole deployment.
@@ -213,6 +216,18 @@ impl Config {
             )?,
             stripe_livemode,
             stripe_webhook_secrets,
+            postmark_webhook_user: get("POSTMARK_WEBHOOK_USER"),
+            postmark_webhook_password: get("POSTMARK_WEBHOOK_PASSWORD").map(SecretString::from),
+            postmark_server_id: get("POSTMARK_SERVER_ID")
+                .map(|value| {
+                    value.trim().parse::<i64>().map_err(|_| {
+                        invalid(
+                            "POSTMARK_SERVER_ID",
+                            format!("{value:?} is not a whole number"),
+                        )
+                    })
+                })
+                .transpose()?,
             stripe_api_key: get("STRIPE_API_KEY").map(SecretString::from),
             stripe_api_base: parse_stripe_api_base(get("STRIPE_API_BASE"))?,
             stripe_rate_per_second: parse_positive(
@@ -253,6 +268,18 @@ impl Config {
     /// This process's share of the mail rate limit: the rate divided by `WORKER_REPLICAS`.
     pub fn mail_rate_per_process(&self) -> f64 {
         self.mail_rate_per_second / f64::from(self.worker_replicas)
+    }
+
+    /// The Postmark webhook settings for the API.
+    pub fn postmark_webhooks(&self) -> duespark_api::PostmarkWebhooks {
+        duespark_api::PostmarkWebhooks {
+            user: self.postmark_webhook_user.clone(),
+            password: self
+                .postmark_webhook_password
+                .as_ref()
+                .map(|password| password.expose_secret().to_owned()),
+            server_id: self.postmark_server_id,
+        }
     }
 
     /// The Stripe webhook secrets in plain text, for the signature check.

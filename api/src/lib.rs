@@ -34,8 +34,18 @@ pub struct AppState {
     /// Set when the process is shutting down, so `/health/ready` reports not ready.
     pub draining: Arc<AtomicBool>,
     pub stripe: StripeWebhooks,
+    pub postmark: PostmarkWebhooks,
     /// Counters kept by this process, encoded on every scrape next to the database gauges.
     pub counters: metrics::Counters,
+}
+
+/// Settings of the Postmark webhook endpoint.
+#[derive(Clone, Default)]
+pub struct PostmarkWebhooks {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// `POSTMARK_SERVER_ID`: records of other servers are refused with 403.
+    pub server_id: Option<i64>,
 }
 
 /// Settings of the Stripe webhook endpoint.
@@ -55,8 +65,15 @@ impl AppState {
             secret_key: Arc::from(secret_key),
             draining: Arc::new(AtomicBool::new(false)),
             stripe: StripeWebhooks::default(),
+            postmark: PostmarkWebhooks::default(),
             counters: metrics::Counters::default(),
         }
+    }
+
+    /// Sets the Postmark webhook credentials and server.
+    pub fn with_postmark(mut self, postmark: PostmarkWebhooks) -> Self {
+        self.postmark = postmark;
+        self
     }
 
     /// Sets the Stripe webhook secrets and mode.

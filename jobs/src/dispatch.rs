@@ -33,6 +33,10 @@ pub async fn run_job(ctx: &JobContext, job: &JobMeta, payload: &Value) -> Result
         kinds::RECONCILE_STRIPE_EVENTS => {
             crate::stripe::reconcile::reconcile(ctx).await.map(|_| ())
         }
+        kinds::PROCESS_BOUNCE => {
+            let payload: crate::bounces::postmark::ProcessBounce = decode(job, payload)?;
+            crate::bounces::postmark::process_email_event(ctx, payload.email_event_id).await
+        }
         kinds::NOOP => run_noop(job, payload).await,
         other => Err(JobError::permanent(format!("unknown job kind {other:?}"))),
     }

@@ -40,10 +40,12 @@ pub const SYNC_PAYMENT: &str = "stripe.sync";
 pub const SWEEP_PAYMENTS: &str = "stripe.sweep";
 /// Feeds Stripe events our endpoint missed through the webhook intake.
 pub const RECONCILE_STRIPE_EVENTS: &str = "stripe.reconcile";
+/// Applies one stored bounce or complaint notification.
+pub const PROCESS_BOUNCE: &str = "bounce.process";
 /// Does nothing: for benchmarks and smoke tests.
 pub const NOOP: &str = "noop";
 
-const KINDS: [KindSpec; 7] = [
+const KINDS: [KindSpec; 8] = [
     KindSpec {
         name: SEND_REMINDER,
         queue: queues::REMINDERS,
@@ -91,6 +93,14 @@ const KINDS: [KindSpec; 7] = [
         timeout: Duration::from_secs(600),
         backoff_base: Duration::from_secs(30),
         backoff_cap: Duration::from_secs(1800),
+    },
+    KindSpec {
+        name: PROCESS_BOUNCE,
+        queue: queues::BOUNCES,
+        max_attempts: 10,
+        timeout: Duration::from_secs(60),
+        backoff_base: Duration::from_secs(5),
+        backoff_cap: Duration::from_secs(600),
     },
     KindSpec {
         name: NOOP,

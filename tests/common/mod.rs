@@ -31,6 +31,10 @@ use tokio_util::sync::CancellationToken;
 pub use smtp::SmtpServer;
 
 pub const SECRET_KEY: &str = "test-secret-key-that-is-long-enough-0123";
+/// Postmark webhook credentials and server of the test app.
+pub const POSTMARK_USER: &str = "postmark-hook";
+pub const POSTMARK_PASSWORD: &str = "hook-password-for-tests";
+pub const POSTMARK_SERVER_ID: i64 = 4242;
 /// Stripe webhook secrets of the test app: two, as during a secret roll.
 pub const STRIPE_WEBHOOK_SECRETS: [&str; 2] = ["whsec_test_current", "whsec_test_previous"];
 
@@ -174,13 +178,19 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let state = AppState::new(pool.clone(), SECRET_KEY.as_bytes()).with_stripe(
-            STRIPE_WEBHOOK_SECRETS
-                .iter()
-                .map(|secret| secret.to_string())
-                .collect(),
-            false,
-        );
+        let state = AppState::new(pool.clone(), SECRET_KEY.as_bytes())
+            .with_stripe(
+                STRIPE_WEBHOOK_SECRETS
+                    .iter()
+                    .map(|secret| secret.to_string())
+                    .collect(),
+                false,
+            )
+            .with_postmark(duespark_api::PostmarkWebhooks {
+                user: Some(POSTMARK_USER.to_owned()),
+                password: Some(POSTMARK_PASSWORD.to_owned()),
+                server_id: Some(POSTMARK_SERVER_ID),
+            });
         tokio::spawn(duespark::app::serve_api(listener, state, shutdown.clone()));
 
         let workers = options.workers.then(|| {

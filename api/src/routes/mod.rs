@@ -1,6 +1,7 @@
 //! Route table of the API.
 
 mod accounts;
+mod bounces;
 mod health;
 mod invoices;
 mod jobs;
@@ -24,6 +25,12 @@ pub fn v1(_state: AppState) -> Router<AppState> {
         )
         .route("/v1/reminders", post(reminders::post_reminder))
         .route("/v1/payment-syncs", post(payments::post_payment_sync))
+        .route("/v1/suppressions", get(bounces::list_suppressions))
+        .route(
+            "/v1/suppressions/{id}",
+            axum::routing::delete(bounces::delete_suppression),
+        )
+        .route("/webhooks/postmark", post(bounces::postmark))
         .route(
             "/webhooks/stripe",
             post(webhooks::stripe).layer(axum::extract::DefaultBodyLimit::max(

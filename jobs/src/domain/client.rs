@@ -37,6 +37,8 @@ pub async fn upsert_client(
     validate_id("account_id", &input.account_id)?;
     validate_required("name", &input.name, 200)?;
     validate_email("email", &input.email)?;
+    let email_key = crate::bounces::address::normalize(&input.email)
+        .map_err(|error| super::FieldError::new("email", "invalid_email", error.to_string()))?;
 
     let mut tx = pool.begin().await?;
     require_account(&mut tx, &input.account_id).await?;
@@ -56,11 +58,12 @@ pub async fn upsert_client(
 
     let client = sqlx::query_as::<_, Client>(
         r#"
-        INSERT INTO clients (id, account_id, name, email, reminders_paused)
-        VALUES ($1, $2, $3, $4, coalesce($5, false))
+        INSERT INTO clients (id, account_id, name, email, reminders_paused, email_key)
+        VALUES ($1, $2, $3, $4, coalesce($5, false), $6)
         ON CONFLICT (id) DO UPDATE SET
             name = EXCLUDED.name,
             email = EXCLUDED.email,
+            email_key = EXCLUDED.email_key,
             reminders_paused = coalesce($5, clients.reminders_paused),
             updated_at = now()
         RETURNING id, account_id, name, email, reminders_paused
@@ -71,6 +74,7 @@ pub async fn upsert_client(
     .bind(&input.name)
     .bind(&input.email)
     .bind(input.reminders_paused)
+    .bind(&email_key)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -48,6 +48,7 @@ struct ReminderRow {
     reply_to: String,
     timezone: String,
     account_paused: bool,
+    client_suppressed: bool,
 }
 
 /// Sends one reminder, at most once. Returns `Ok` once the reminder has a final status (sent,
@@ -168,7 +169,9 @@ async fn lock_reminder(
                i.amount_paid, i.currency, i.issued_on, i.due_on, i.pay_url, i.reminders_paused AS invoice_paused,
                c.name AS client_name, c.email AS client_email, c.reminders_paused AS client_paused,
                a.id AS account_id, a.name AS account_name, a.sender_name, a.reply_to, a.timezone,
-               a.reminders_paused AS account_paused
+               a.reminders_paused AS account_paused,
+               EXISTS (SELECT 1 FROM suppressions s
+                       WHERE s.email_key = c.email_key AND (s.expires_at IS NULL OR s.expires_at > now())) AS client_suppressed
         FROM reminders r
         JOIN invoices i ON i.id = r.invoice_id
         JOIN clients c ON c.id = i.client_id
@@ -199,7 +202,9 @@ fn skip_reason(row: &ReminderRow) -> Option<String> {
     if row.invoice_paused {
         return Some("reminders are paused for the invoice".to_owned());
     }
-    // TODO: skip suppressed addresses once bounce and complaint handling records them.
+    if row.client_suppressed {
+        return Some(crate::bounces::suppression::SKIP_REASON.to_owned());
+    }
     None
 }
 

@@ -1,0 +1,130 @@
+//! `POST /webhooks/postmark` (HTTP Basic auth) and the suppression list for support:
+//! `GET /v1/suppressions?email=` and `DELETE /v1/suppressions/{id}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use duespark_jobs::bounces::address::normalize;
+use duespark_jobs::bounces::postmark::{PostmarkIntake, store_postmark};
+use duespark_jobs::bounces::suppression;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::auth::Scope;
+use crate::extract::Auth;
+use crate::{ApiError, AppState};
+
+/// Checks `Authorization: Basic` against the configured user and password, comparing digests so
+/// the time taken does not depend on where the values differ.
+fn basic_auth_matches(headers: &HeaderMap, user: &str, password: &str) -> bool {
+    use base64::Engine;
+    let Some(encoded) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let expected = Sha256::digest(format!("{user}:{password}").as_bytes());
+    let received = Sha256::digest(&decoded);
+    expected
+        .iter()
+        .zip(received.iter())
+        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+        == 0
+}
+
+pub async fn postmark(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let settings = &state.postmark;
+    let (Some(user), Some(password)) = (&settings.user, &settings.password) else {
+        warn!(
+            "rejected a Postmark webhook: POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD are not set"
+        );
+        state.counters.webhook("postmark", "unauthorized");
+        return Err(ApiError::Unauthorized(
+            "Postmark webhooks are not configured on this server".to_owned(),
+        ));
+    };
+    if !basic_auth_matches(&headers, user, password) {
+        state.counters.webhook("postmark", "unauthorized");
+        let mut response =
+            ApiError::Unauthorized("invalid HTTP Basic credentials".to_owned()).into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"postmark\"".parse().expect("a valid header"),
+        );
+        return Ok(response);
+    }
+
+    let record: Value = serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest {
+        code: "invalid_json",
+        message: "the body is not JSON".to_owned(),
+    })?;
+    if !record.is_object() {
+        return Err(ApiError::BadRequest {
+            code: "invalid_record",
+            message: "the body is not a Postmark record".to_owned(),
+        });
+    }
+    let raw_body = String::from_utf8_lossy(&body).into_owned();
+    let outcome = store_postmark(&state.pool, &raw_body, &record, settings.server_id).await?;
+    let word = match outcome {
+        PostmarkIntake::Stored => "stored",
+        PostmarkIntake::Duplicate => "duplicate",
+        PostmarkIntake::Test => "test",
+        PostmarkIntake::NotABounce => "ignored",
+        PostmarkIntake::ForeignServer => "foreign_server",
+    };
+    state.counters.webhook("postmark", word);
+    if outcome == PostmarkIntake::ForeignServer {
+        // 403 also makes Postmark stop retrying.
+        warn!(server_id = %record["ServerID"], "rejected a Postmark record of another server");
+        return Ok((StatusCode::FORBIDDEN, Json(json!({"error": {"code": "foreign_server", "message": "the record's ServerID is not this server's POSTMARK_SERVER_ID"}}))).into_response());
+    }
+    info!(postmark.id = %record["ID"], outcome = word, "Postmark record received");
+    Ok(Json(json!({ "received": true, "outcome": word })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SuppressionQuery {
+    email: String,
+}
+
+/// `GET /v1/suppressions?email=` (admin): the active suppressions of an address.
+pub async fn list_suppressions(
+    State(state): State<AppState>,
+    Auth(claims): Auth,
+    Query(query): Query<SuppressionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    claims.require(Scope::DashboardAdmin)?;
+    let key = normalize(&query.email)
+        .map_err(|error| ApiError::invalid("email", "invalid_email", error.to_string()))?;
+    let suppressions = suppression::find(&state.pool, &key).await?;
+    Ok(Json(
+        json!({ "email": query.email, "suppressions": suppressions }),
+    ))
+}
+
+/// `DELETE /v1/suppressions/{id}` (admin): 204, or 409 for a complaint or an entry that cannot be
+/// reactivated.
+pub async fn delete_suppression(
+    State(state): State<AppState>,
+    Auth(claims): Auth,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    claims.require(Scope::DashboardAdmin)?;
+    suppression::delete(&state.pool, id).await?;
+    info!(suppression.id = id, subject = %claims.sub, "suppression deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
