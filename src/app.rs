@@ -114,6 +114,12 @@ pub async fn serve_api(
     state: AppState,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    if let Some(hosts) = &state.ses.config.trusted_cert_hosts {
+        warn!(
+            ?hosts,
+            "SES_TRUSTED_CERT_HOSTS is set: SNS certificates and confirmations from these hosts are trusted; never set it outside tests"
+        );
+    }
     let draining = state.draining.clone();
     let router = duespark_api::router(state);
     info!(address = %listener.local_addr()?, "API listening");

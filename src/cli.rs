@@ -123,7 +123,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let pool = app::connect(required_database_url(&config)?).await?;
             let state = AppState::new(pool, &app::secret_key(&config, &var_dir())?)
                 .with_stripe(config.stripe_webhook_secrets(), config.stripe_livemode)
-                .with_postmark(config.postmark_webhooks());
+                .with_postmark(config.postmark_webhooks())
+                .with_ses(config.sns_config());
             let listener = bind(config.bind).await?;
             app::serve_api(listener, state, app::shutdown_on_signals()).await
         }
@@ -250,7 +251,8 @@ async fn run_dev_with_database(
     };
     let state = AppState::new(pool, &key)
         .with_stripe(config.stripe_webhook_secrets(), config.stripe_livemode)
-        .with_postmark(config.postmark_webhooks());
+        .with_postmark(config.postmark_webhooks())
+        .with_ses(config.sns_config());
 
     let api = app::serve_api(listener, state, shutdown.clone());
     let workers = run_workers(runtime, shutdown.clone());

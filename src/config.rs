@@ -55,6 +55,11 @@ pub struct Config {
     pub templates_dir: PathBuf,
     pub default_timezone: chrono_tz::Tz,
     pub stripe_livemode: bool,
+    /// SNS topics whose SES notifications are accepted (`SES_TOPIC_ARNS`, comma-separated).
+    pub ses_topic_arns: Vec<String>,
+    /// Extra hosts trusted to serve SNS signing certificates and subscription confirmations, for
+    /// tests only (`SES_TRUSTED_CERT_HOSTS`); refused in production.
+    pub ses_trusted_cert_hosts: Option<Vec<String>>,
     pub postmark_webhook_user: Option<String>,
     pub postmark_webhook_password: Option<SecretString>,
     pub postmark_server_id: Option<i64>,
@@ -165,6 +170,26 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        let list = |value: Option<String>| -> Vec<String> {
+            value
+                .map(|value| {
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let ses_topic_arns = list(get("SES_TOPIC_ARNS"));
+        let ses_trusted_cert_hosts = get("SES_TRUSTED_CERT_HOSTS").map(|value| list(Some(value)));
+        if production && ses_trusted_cert_hosts.is_some() {
+            return Err(invalid(
+                "SES_TRUSTED_CERT_HOSTS",
+                "is for tests only and must not be set in production",
+            ));
+        }
         let worker_listen = match get("WORKER_LISTEN").as_deref() {
             None | Some("true") => true,
             Some("false") => false,
@@ -216,6 +241,8 @@ impl Config {
             )?,
             stripe_livemode,
             stripe_webhook_secrets,
+            ses_topic_arns,
+            ses_trusted_cert_hosts,
             postmark_webhook_user: get("POSTMARK_WEBHOOK_USER"),
             postmark_webhook_password: get("POSTMARK_WEBHOOK_PASSWORD").map(SecretString::from),
             postmark_server_id: get("POSTMARK_SERVER_ID")
@@ -268,6 +295,14 @@ impl Config {
     /// This process's share of the mail rate limit: the rate divided by `WORKER_REPLICAS`.
     pub fn mail_rate_per_process(&self) -> f64 {
         self.mail_rate_per_second / f64::from(self.worker_replicas)
+    }
+
+    /// The SES (SNS) settings for the API.
+    pub fn sns_config(&self) -> duespark_jobs::bounces::sns::SnsConfig {
+        duespark_jobs::bounces::sns::SnsConfig {
+            topic_arns: self.ses_topic_arns.clone(),
+            trusted_cert_hosts: self.ses_trusted_cert_hosts.clone(),
+        }
     }
 
     /// The Postmark webhook settings for the API.

@@ -35,8 +35,36 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     pub stripe: StripeWebhooks,
     pub postmark: PostmarkWebhooks,
+    pub ses: SesWebhooks,
     /// Counters kept by this process, encoded on every scrape next to the database gauges.
     pub counters: metrics::Counters,
+}
+
+/// Settings of the SES (SNS) webhook endpoint.
+#[derive(Clone)]
+pub struct SesWebhooks {
+    pub config: duespark_jobs::bounces::sns::SnsConfig,
+    /// Signing certificates, cached per URL.
+    pub certs: Arc<duespark_jobs::bounces::sns::CertCache>,
+    /// Client for subscription confirmations: short timeout, no redirects.
+    pub http: reqwest::Client,
+}
+
+impl SesWebhooks {
+    pub fn new(config: duespark_jobs::bounces::sns::SnsConfig) -> Self {
+        let certs = duespark_jobs::bounces::sns::CertCache::new()
+            .expect("the HTTP client for SNS certificates builds");
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the HTTP client for SNS confirmations builds");
+        SesWebhooks {
+            config,
+            certs: Arc::new(certs),
+            http,
+        }
+    }
 }
 
 /// Settings of the Postmark webhook endpoint.
@@ -66,8 +94,15 @@ impl AppState {
             draining: Arc::new(AtomicBool::new(false)),
             stripe: StripeWebhooks::default(),
             postmark: PostmarkWebhooks::default(),
+            ses: SesWebhooks::new(duespark_jobs::bounces::sns::SnsConfig::default()),
             counters: metrics::Counters::default(),
         }
+    }
+
+    /// Sets the SES (SNS) topics and certificate hosts.
+    pub fn with_ses(mut self, config: duespark_jobs::bounces::sns::SnsConfig) -> Self {
+        self.ses = SesWebhooks::new(config);
+        self
     }
 
     /// Sets the Postmark webhook credentials and server.

@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 pub use smtp::SmtpServer;
 
 pub const SECRET_KEY: &str = "test-secret-key-that-is-long-enough-0123";
+/// The SNS topic whose SES notifications the test app accepts.
+pub const SES_TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:duespark-ses";
 /// Postmark webhook credentials and server of the test app.
 pub const POSTMARK_USER: &str = "postmark-hook";
 pub const POSTMARK_PASSWORD: &str = "hook-password-for-tests";
@@ -186,6 +188,10 @@ impl TestApp {
                     .collect(),
                 false,
             )
+            .with_ses(duespark_jobs::bounces::sns::SnsConfig {
+                topic_arns: vec![SES_TOPIC_ARN.to_owned()],
+                trusted_cert_hosts: Some(vec!["127.0.0.1".to_owned()]),
+            })
             .with_postmark(duespark_api::PostmarkWebhooks {
                 user: Some(POSTMARK_USER.to_owned()),
                 password: Some(POSTMARK_PASSWORD.to_owned()),

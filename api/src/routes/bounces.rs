@@ -8,6 +8,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use duespark_jobs::bounces::address::normalize;
 use duespark_jobs::bounces::postmark::{PostmarkIntake, store_postmark};
+use duespark_jobs::bounces::ses::store_ses;
+use duespark_jobs::bounces::sns::{self, SnsMessage};
 use duespark_jobs::bounces::suppression;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -127,4 +129,130 @@ pub async fn delete_suppression(
     suppression::delete(&state.pool, id).await?;
     info!(suppression.id = id, subject = %claims.sub, "suppression deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /webhooks/ses`: an SNS delivery (sent as `text/plain`). The signature, signing
+/// certificate URL and topic are verified before anything is stored or fetched.
+pub async fn ses(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let settings = &state.ses;
+    let message = match sns::verify(&body, &settings.config, &settings.certs).await {
+        Ok(message) => message,
+        Err(error) if error.is_forbidden() => {
+            state.counters.webhook("ses", "forbidden_topic");
+            warn!(%error, "rejected an SNS message of a topic not in SES_TOPIC_ARNS");
+            return Err(ApiError::Forbidden("an allowed SNS topic"));
+        }
+        Err(error) if error.is_transient() => {
+            warn!(%error, "could not fetch the SNS signing certificate; SNS will retry");
+            return Ok((StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": {"code": "certificate_unavailable", "message": error.to_string()}}))).into_response());
+        }
+        Err(error) => {
+            state.counters.webhook("ses", "invalid_signature");
+            warn!(%error, "rejected an SNS message that failed verification");
+            return Err(ApiError::BadRequest {
+                code: "invalid_signature",
+                message: error.to_string(),
+            });
+        }
+    };
+
+    let outcome = match message {
+        SnsMessage::SubscriptionConfirmation {
+            message_id,
+            topic_arn,
+            subscribe_url,
+        } => {
+            confirm_subscription(&state, &subscribe_url).await?;
+            store_ses(
+                &state.pool,
+                &message_id,
+                "SubscriptionConfirmation",
+                &String::from_utf8_lossy(&body),
+                Some(("processed", "subscription confirmed")),
+            )
+            .await?;
+            info!(%topic_arn, "SNS subscription confirmed");
+            "subscription_confirmed"
+        }
+        SnsMessage::UnsubscribeConfirmation {
+            message_id,
+            topic_arn,
+        } => {
+            store_ses(
+                &state.pool,
+                &message_id,
+                "UnsubscribeConfirmation",
+                &String::from_utf8_lossy(&body),
+                Some(("processed", "unsubscribed; not re-subscribed automatically")),
+            )
+            .await?;
+            warn!(%topic_arn, "SNS reports the SES subscription was removed; bounces no longer arrive until it is subscribed again");
+            "unsubscribed"
+        }
+        SnsMessage::Notification {
+            message_id,
+            ses: Some(notification),
+            ..
+        } => {
+            let record_type = notification["notificationType"]
+                .as_str()
+                .or(notification["eventType"].as_str())
+                .unwrap_or("Unknown")
+                .to_owned();
+            let created = store_ses(
+                &state.pool,
+                &message_id,
+                &record_type,
+                &notification.to_string(),
+                None,
+            )
+            .await?;
+            if created { "stored" } else { "duplicate" }
+        }
+        SnsMessage::Notification {
+            message_id,
+            ses: None,
+            raw_message,
+            ..
+        } => {
+            // SNS would resend the same bytes, so this is kept as a dead letter and acknowledged.
+            warn!(sns.message_id = %message_id, "SNS notification whose Message is not a JSON object; kept as a dead letter");
+            store_ses(
+                &state.pool,
+                &message_id,
+                "Invalid",
+                &raw_message,
+                Some(("ignored", "Message is not a JSON object")),
+            )
+            .await?;
+            "dead_letter"
+        }
+    };
+    state.counters.webhook("ses", outcome);
+    Ok(Json(json!({ "received": true, "outcome": outcome })).into_response())
+}
+
+/// Confirms an SNS subscription by fetching its SubscribeURL once, following no redirect.
+async fn confirm_subscription(state: &AppState, url: &url::Url) -> Result<(), ApiError> {
+    let response = state
+        .ses
+        .http
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|error| {
+            warn!(%error, "fetching the SNS SubscribeURL failed");
+            ApiError::BadRequest {
+                code: "confirmation_failed",
+                message: "the subscription could not be confirmed; SNS will resend it".to_owned(),
+            }
+        })?;
+    if !response.status().is_success() {
+        warn!(status = %response.status(), "the SNS SubscribeURL answered with an error");
+        return Err(ApiError::BadRequest {
+            code: "confirmation_failed",
+            message: format!("the SubscribeURL answered {}", response.status()),
+        });
+    }
+    Ok(())
 }

@@ -31,6 +31,7 @@ pub fn v1(_state: AppState) -> Router<AppState> {
             axum::routing::delete(bounces::delete_suppression),
         )
         .route("/webhooks/postmark", post(bounces::postmark))
+        .route("/webhooks/ses", post(bounces::ses))
         .route(
             "/webhooks/stripe",
             post(webhooks::stripe).layer(axum::extract::DefaultBodyLimit::max(

@@ -3,5 +3,6 @@
 pub mod address;
 pub mod policy;
 pub mod postmark;
+pub mod ses;
 pub mod sns;
 pub mod suppression;

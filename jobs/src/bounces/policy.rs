@@ -1,4 +1,4 @@
-//! What a bounce or complaint does to an address.
+//! The suppression policy: the effect of a bounce or complaint on an address.
 //!
 //! Permanent bounces and complaints suppress the address for every account. Soft bounces are
 //! counted: three within seven days suppress it for thirty days. Delays, auto-replies, our own
@@ -6,7 +6,7 @@
 
 use chrono::Duration;
 
-/// Soft bounces within [`SOFT_BOUNCE_WINDOW`] that suppress an address.
+/// Soft bounces within [`soft_bounce_window`] that suppress an address.
 pub const SOFT_BOUNCE_LIMIT: i64 = 3;
 pub fn soft_bounce_window() -> Duration {
     Duration::days(7)
@@ -54,7 +54,7 @@ pub fn classify_postmark(
             can_reactivate: can_activate,
         },
         "SoftBounce" | "DnsError" => BounceAction::Soft,
-        // Postmark refuses further sends to an address it deactivated, whatever the type said.
+        // Postmark refuses further sends to an address it deactivated, whatever its type.
         _ if inactive => BounceAction::Suppress {
             reason: "hard_bounce",
             can_reactivate: can_activate,

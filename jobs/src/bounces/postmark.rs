@@ -21,7 +21,7 @@ use crate::outcome::JobError;
 /// The all-zero MessageID of Postmark's "Send test" payloads.
 const TEST_MESSAGE_ID: &str = "00000000-0000-0000-0000-000000000000";
 
-/// What intake did with a Postmark record.
+/// Outcome of the intake of a Postmark record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PostmarkIntake {
     Stored,
@@ -256,6 +256,7 @@ pub async fn process_email_event(ctx: &JobContext, event_id: i64) -> Result<(), 
     })?;
     match provider.as_str() {
         "postmark" => process_postmark(ctx, event_id, &record).await,
+        "ses" => super::ses::process_ses(ctx, event_id, &record).await,
         other => Err(JobError::permanent(format!(
             "email events of provider {other} are not processed yet"
         ))),

@@ -7,7 +7,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::domain::DomainError;
 
-/// A suppression as support sees it.
+/// A suppression entry as support views it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Suppression {
     pub id: i64,
@@ -108,7 +108,7 @@ pub async fn find(pool: &PgPool, email_key: &str) -> Result<Vec<Suppression>, Do
 }
 
 /// Deletes a suppression so the address gets reminders again. A complaint, or an entry the
-/// provider says cannot be reactivated, is refused with the reason.
+/// provider marked as not reactivatable, is refused with the reason.
 pub async fn delete(pool: &PgPool, id: i64) -> Result<(), DomainError> {
     let mut tx = pool.begin().await?;
     let row: Option<(String, bool)> =
@@ -125,7 +125,7 @@ pub async fn delete(pool: &PgPool, id: i64) -> Result<(), DomainError> {
         }
         Some((_, false)) => {
             return Err(DomainError::Conflict(
-                "the email provider says this address cannot be reactivated, so the suppression stays".to_owned(),
+                "the email provider marked this address as not reactivatable, so the suppression stays".to_owned(),
             ));
         }
         Some(_) => {}
