@@ -347,3 +347,32 @@ async fn address_cases_match_by_policy() {
         "quoted local part matches case-insensitively"
     );
 }
+
+#[tokio::test]
+async fn scheduler_skips_suppressed_clients() {
+    let app = TestApp::spawn(TestOptions {
+        workers: true,
+        now: Some(chrono::Utc::now()),
+        ..Default::default()
+    })
+    .await;
+    let overdue = (chrono::Utc::now() - chrono::Duration::days(20))
+        .date_naive()
+        .to_string();
+    app.seed_invoice("sched", 10_000, "usd", &overdue, "UTC")
+        .await;
+    deliver(
+        &app,
+        &record(1, "Bounce", "HardBounce", "ap+sched@acme.example"),
+    )
+    .await;
+    settle(&app).await;
+
+    let run = duespark_jobs::reminders::scheduler::run_scheduler(&app.ctx)
+        .await
+        .unwrap();
+    assert_eq!(
+        run.reminders_enqueued, 0,
+        "no reminder is recorded for a suppressed address"
+    );
+}

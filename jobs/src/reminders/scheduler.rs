@@ -64,6 +64,8 @@ pub async fn run_scheduler(ctx: &JobContext) -> Result<SchedulerRun, DomainError
         WHERE i.status = 'open'
           AND i.amount_due > i.amount_paid
           AND NOT i.reminders_paused AND NOT c.reminders_paused AND NOT a.reminders_paused
+          AND NOT EXISTS (SELECT 1 FROM suppressions s
+                          WHERE s.email_key = c.email_key AND (s.expires_at IS NULL OR s.expires_at > now()))
           AND i.due_on <= $1
           AND NOT EXISTS (SELECT 1 FROM reminders f WHERE f.invoice_id = i.id AND f.stage = 'final')
         GROUP BY i.id, i.due_on, a.timezone
