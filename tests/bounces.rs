@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    POSTMARK_PASSWORD, POSTMARK_SERVER_ID, POSTMARK_USER, TestApp, TestOptions, wait_until,
+    POSTMARK_PASSWORD, POSTMARK_SERVER_ID, POSTMARK_USER, TestApp, TestOptions,
+    settle_email_events as settle, suppressions,
 };
 use duespark_api::Scope;
 use serde_json::{Value, json};
@@ -40,35 +41,6 @@ async fn deliver(app: &TestApp, body: &Value) -> Value {
     let (status, response) = post_record(app, body, Some((POSTMARK_USER, POSTMARK_PASSWORD))).await;
     assert_eq!(status, 200, "{response}");
     response
-}
-
-/// Waits until every stored email event is processed.
-async fn settle(app: &TestApp) {
-    let done = wait_until(Duration::from_secs(20), || async {
-        let waiting: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM email_events WHERE status = 'received'")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-        (waiting == 0).then_some(())
-    })
-    .await;
-    assert!(done.is_some(), "email events were not processed");
-}
-
-async fn suppressions(app: &TestApp, email: &str) -> Vec<Value> {
-    let token = app.token(&[Scope::DashboardAdmin]);
-    let response = app
-        .http
-        .get(app.url("/v1/suppressions"))
-        .query(&[("email", email)])
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["suppressions"].as_array().unwrap().clone()
 }
 
 async fn delete_suppression(app: &TestApp, id: i64) -> (u16, Value) {

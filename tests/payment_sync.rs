@@ -54,28 +54,35 @@ impl StandIn {
             .collect()
     }
 
+    /// Records a request to `path` and returns its next scripted reply.
+    fn answer(&self, path: String, headers: HeaderMap) -> Option<Reply> {
+        self.requests
+            .lock()
+            .unwrap()
+            .push((path.clone(), Instant::now(), headers));
+        let mut replies = self.replies.lock().unwrap();
+        let queue = replies.entry(path).or_default();
+        if queue.len() > 1 {
+            queue.pop_front()
+        } else {
+            queue.front().cloned()
+        }
+    }
+
     async fn start(&self) -> String {
         async fn payment_intent(
             State(stand_in): State<StandIn>,
             Path(id): Path<String>,
             headers: HeaderMap,
         ) -> impl IntoResponse {
-            let path = format!("/v1/payment_intents/{id}");
-            stand_in
-                .requests
-                .lock()
-                .unwrap()
-                .push((path.clone(), Instant::now(), headers));
-            let reply = {
-                let mut replies = stand_in.replies.lock().unwrap();
-                let queue = replies.entry(path).or_default();
-                if queue.len() > 1 {
-                    queue.pop_front()
-                } else {
-                    queue.front().cloned()
-                }
+            let missing = Reply {
+                status: 404,
+                headers: vec![],
+                body: json!({"error": {"type": "invalid_request_error", "code": "resource_missing"}}),
             };
-            let reply = reply.unwrap_or(Reply { status: 404, headers: vec![], body: json!({"error": {"type": "invalid_request_error", "code": "resource_missing"}}) });
+            let reply = stand_in
+                .answer(format!("/v1/payment_intents/{id}"), headers)
+                .unwrap_or(missing);
             let mut response = (
                 StatusCode::from_u16(reply.status).unwrap(),
                 axum::Json(reply.body),
@@ -87,26 +94,11 @@ impl StandIn {
             response
         }
         async fn events(State(stand_in): State<StandIn>, headers: HeaderMap) -> impl IntoResponse {
-            let path = "/v1/events".to_owned();
-            stand_in
-                .requests
-                .lock()
-                .unwrap()
-                .push((path.clone(), Instant::now(), headers));
-            let reply = {
-                let mut replies = stand_in.replies.lock().unwrap();
-                let queue = replies.entry(path).or_default();
-                if queue.len() > 1 {
-                    queue.pop_front()
-                } else {
-                    queue.front().cloned()
-                }
-            };
-            let body = reply.map_or(
+            let reply = stand_in.answer("/v1/events".to_owned(), headers);
+            axum::Json(reply.map_or(
                 json!({"object": "list", "has_more": false, "data": []}),
                 |reply| reply.body,
-            );
-            axum::Json(body)
+            ))
         }
         let router = axum::Router::new()
             .route("/v1/payment_intents/{id}", get(payment_intent))

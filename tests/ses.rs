@@ -6,11 +6,11 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::Engine;
-use common::{SES_TOPIC_ARN, TestApp, TestOptions, wait_until};
-use duespark_api::Scope;
+use common::{
+    SES_TOPIC_ARN, TestApp, TestOptions, settle_email_events as settle, suppressions as suppressed,
+};
 use duespark_jobs::bounces::sns::{parse_envelope, string_to_sign};
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
@@ -106,33 +106,6 @@ async fn post(app: &TestApp, body: &str) -> (u16, Value) {
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn settle(app: &TestApp) {
-    let done = wait_until(Duration::from_secs(20), || async {
-        let waiting: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM email_events WHERE status = 'received'")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-        (waiting == 0).then_some(())
-    })
-    .await;
-    assert!(done.is_some(), "email events were not processed");
-}
-
-async fn suppressed(app: &TestApp, email: &str) -> Vec<Value> {
-    let token = app.token(&[Scope::DashboardAdmin]);
-    let response = app
-        .http
-        .get(app.url("/v1/suppressions"))
-        .query(&[("email", email)])
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let body: Value = response.json().await.unwrap();
-    body["suppressions"].as_array().unwrap().clone()
 }
 
 #[tokio::test]

@@ -373,3 +373,33 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Waits until every stored email event is processed.
+pub async fn settle_email_events(app: &TestApp) {
+    let done = wait_until(Duration::from_secs(20), || async {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM email_events WHERE status = 'received'")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        (waiting == 0).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "email events were not processed");
+}
+
+/// Lists the active suppressions of an address through the API.
+pub async fn suppressions(app: &TestApp, email: &str) -> Vec<Value> {
+    let token = app.token(&[Scope::DashboardAdmin]);
+    let response = app
+        .http
+        .get(app.url("/v1/suppressions"))
+        .query(&[("email", email)])
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["suppressions"].as_array().unwrap().clone()
+}
