@@ -276,3 +276,63 @@ async fn expired_token_is_rejected_with_reason() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn bad_query_values_answer_json() {
+    let app = TestApp::spawn(TestOptions {
+        workers: false,
+        ..Default::default()
+    })
+    .await;
+    let (status, body) = app.get("/v1/jobs?limit=abc").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "limit");
+
+    let (status, body) = app
+        .post(
+            "/v1/jobs",
+            json!({"queue": "reminders", "kind": "reminder.send", "payload": {}}),
+        )
+        .await;
+    assert_eq!(
+        status, 422,
+        "a payload that cannot run is refused at enqueue: {body}"
+    );
+    assert_eq!(body["error"]["field"], "payload");
+
+    let (status, body) = app
+        .post(
+            "/v1/jobs",
+            json!({"queue": "maintenance", "kind": "noop", "run_at": "2030-01-01"}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("RFC 3339"),
+        "{body}"
+    );
+
+    let admin = app.token(&[Scope::DashboardAdmin]);
+    let response = app
+        .http
+        .get(app.url("/v1/suppressions"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "email");
+    let response = app
+        .http
+        .delete(app.url("/v1/suppressions/abc"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.json::<Value>().await.unwrap()["error"].is_object());
+}

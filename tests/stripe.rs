@@ -605,3 +605,27 @@ async fn concurrent_partial_payments_add_up() {
     );
     assert_eq!(paid["status"], "paid");
 }
+
+#[tokio::test]
+async fn payment_in_another_currency_is_not_applied() {
+    let app = TestApp::spawn(TestOptions::default()).await;
+    let invoice_id = app
+        .seed_invoice("fx", 5_000, "jpy", "2026-04-10", "Asia/Tokyo")
+        .await;
+    deliver(
+        &app,
+        &event_body(
+            "evt_fx",
+            "payment_intent.succeeded",
+            now(),
+            payment_intent("pi_fx", &invoice_id, 5_000, "usd"),
+        ),
+    )
+    .await;
+    let (status, reason) = event_outcome(&app, "evt_fx").await;
+    assert_eq!(status, "unmatched");
+    assert!(reason.unwrap().contains("currency"));
+    let invoice = invoice(&app, &invoice_id).await;
+    assert_eq!(invoice["status"], "open");
+    assert_eq!(invoice["amount_paid"], 0);
+}

@@ -16,7 +16,7 @@ pub enum ApiError {
         code: String,
         message: String,
     },
-    #[error("missing or invalid bearer token: {0}")]
+    #[error("{0}")]
     Unauthorized(String),
     #[error("the token lacks the scope {0}")]
     Forbidden(&'static str),

@@ -74,7 +74,11 @@ impl FromRequestParts<AppState> for Auth {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("no Authorization header".to_owned()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "missing bearer token: send Authorization: Bearer <token>".to_owned(),
+                )
+            })?;
         let token = header
             .to_str()
             .ok()
@@ -83,7 +87,41 @@ impl FromRequestParts<AppState> for Auth {
                 ApiError::Unauthorized("the Authorization header is not a Bearer token".to_owned())
             })?;
         let claims = verify_token(&state.secret_key, token.trim())
-            .map_err(|error| ApiError::Unauthorized(error.to_string()))?;
+            .map_err(|error| ApiError::Unauthorized(format!("invalid bearer token: {error}")))?;
         Ok(Auth(claims))
+    }
+}
+
+/// A query string; a value of the wrong type answers 422 naming the parameter.
+pub struct ValidQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ValidQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ValidQuery)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let inner = error.into_inner().to_string();
+                let missing = inner
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split('`').next())
+                    .map(str::to_owned);
+                let field = missing.clone().unwrap_or(path);
+                ApiError::Validation {
+                    field: (!field.is_empty() && field != ".").then_some(field),
+                    code: if missing.is_some() {
+                        "required"
+                    } else {
+                        "invalid_value"
+                    }
+                    .to_owned(),
+                    message: inner,
+                }
+            })
     }
 }

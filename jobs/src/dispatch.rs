@@ -70,3 +70,21 @@ async fn run_noop(job: &JobMeta, payload: &Value) -> Result<(), JobError> {
     }
     Ok(())
 }
+
+/// Checks that a payload decodes for its kind, so the API can reject it before it is enqueued
+/// rather than let the job die later.
+pub fn check_payload(kind: &str, payload: &Value) -> Result<(), String> {
+    fn check<T: DeserializeOwned>(payload: &Value) -> Result<(), String> {
+        T::deserialize(payload)
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
+    match kind {
+        kinds::SEND_REMINDER => check::<reminders::deliver::SendReminder>(payload),
+        kinds::PROCESS_STRIPE_EVENT => check::<crate::stripe::process::ProcessEvent>(payload),
+        kinds::SYNC_PAYMENT => check::<crate::stripe::sync::SyncPayment>(payload),
+        kinds::PROCESS_BOUNCE => check::<crate::bounces::postmark::ProcessBounce>(payload),
+        kinds::NOOP if !payload.is_null() => check::<Noop>(payload),
+        _ => Ok(()),
+    }
+}

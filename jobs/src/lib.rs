@@ -15,5 +15,5 @@ pub mod reminders;
 pub mod stripe;
 
 pub use context::JobContext;
-pub use dispatch::run_job;
+pub use dispatch::{check_payload, run_job};
 pub use outcome::JobError;

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use duespark_jobs::bounces::address::normalize;
@@ -107,7 +107,7 @@ pub struct SuppressionQuery {
 pub async fn list_suppressions(
     State(state): State<AppState>,
     Auth(claims): Auth,
-    Query(query): Query<SuppressionQuery>,
+    crate::extract::ValidQuery(query): crate::extract::ValidQuery<SuppressionQuery>,
 ) -> Result<Json<Value>, ApiError> {
     claims.require(Scope::DashboardAdmin)?;
     let key = normalize(&query.email)
@@ -123,9 +123,12 @@ pub async fn list_suppressions(
 pub async fn delete_suppression(
     State(state): State<AppState>,
     Auth(claims): Auth,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     claims.require(Scope::DashboardAdmin)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("suppression {id:?} not found")))?;
     suppression::delete(&state.pool, id).await?;
     info!(suppression.id = id, subject = %claims.sub, "suppression deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Claims, Scope};
-use crate::extract::{Auth, parse_json};
+use crate::extract::{Auth, ValidQuery, parse_json};
 use crate::idempotency::idempotent;
 use crate::{ApiError, AppState};
 
@@ -27,7 +27,7 @@ struct JobRequest {
     kind: String,
     #[serde(default)]
     payload: Value,
-    run_at: Option<DateTime<Utc>>,
+    run_at: Option<String>,
     priority: Option<i16>,
     max_attempts: Option<u32>,
 }
@@ -75,10 +75,26 @@ impl JobRequest {
             ));
         }
 
+        let run_at = self
+            .run_at
+            .as_deref()
+            .map(|value| {
+                DateTime::parse_from_rfc3339(value).map(|at| at.with_timezone(&Utc)).map_err(|_| {
+                    ApiError::invalid(&field("run_at"), "invalid_timestamp", format!("{value:?} is not an RFC 3339 timestamp such as 2026-12-04T09:00:00Z"))
+                })
+            })
+            .transpose()?;
+        if let Err(message) = duespark_jobs::check_payload(&self.kind, &self.payload) {
+            return Err(ApiError::invalid(
+                &field("payload"),
+                "invalid_payload",
+                message,
+            ));
+        }
         let mut job = NewJob::new(self.queue, self.kind, self.payload)
             .max_attempts(max_attempts)
             .priority(self.priority.unwrap_or(0));
-        job.run_at = self.run_at;
+        job.run_at = run_at;
         Ok(job)
     }
 }
@@ -193,7 +209,7 @@ pub struct ListQuery {
 pub async fn list_jobs(
     State(state): State<AppState>,
     Auth(claims): Auth,
-    Query(query): Query<ListQuery>,
+    ValidQuery(query): ValidQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     require_read(&claims)?;
     let status = query

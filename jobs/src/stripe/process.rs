@@ -88,6 +88,12 @@ pub async fn process_event(ctx: &JobContext, event_id: &str) -> Result<(), JobEr
         info!(stripe.event = event_id, %event_type, "Stripe event matches no invoice");
         return Ok(());
     };
+    if let Some(mismatch) = currency_mismatch(&mut tx, &invoice_id, object).await? {
+        finish(&mut tx, event_id, "unmatched", &mismatch, Some(&invoice_id)).await?;
+        tx.commit().await?;
+        tracing::warn!(stripe.event = event_id, invoice.id = %invoice_id, %mismatch, "Stripe event not applied");
+        return Ok(());
+    }
     remember_links(&mut tx, &invoice_id, object).await?;
 
     let note = apply_effect(&mut tx, &invoice_id, event_id, &event_type, effect).await?;
@@ -357,4 +363,27 @@ async fn finish(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// A payment in another currency than the invoice's is not applied: its amounts are in other
+/// units. Returns the reason when the currencies differ.
+async fn currency_mismatch(
+    conn: &mut PgConnection,
+    invoice_id: &str,
+    object: &Value,
+) -> Result<Option<String>, sqlx::Error> {
+    let Some(currency) = object["currency"].as_str() else {
+        return Ok(None);
+    };
+    let invoice_currency: String =
+        sqlx::query_scalar("SELECT currency FROM invoices WHERE id = $1")
+            .bind(invoice_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    if currency.eq_ignore_ascii_case(&invoice_currency) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "the event's currency {currency} differs from the invoice's {invoice_currency}"
+    )))
 }
