@@ -42,6 +42,14 @@ pub enum Command {
     Api,
     /// Run the workers of every queue and the periodic schedules.
     Worker,
+    /// Write a pg_dump backup into BACKUP_DIR and verify it (checksum, header, listing, a restore
+    /// into a scratch database); fails naming the check that failed.
+    Backup,
+    /// Verify a backup file, or the newest one in BACKUP_DIR.
+    VerifyBackup {
+        /// The backup file to verify.
+        path: Option<PathBuf>,
+    },
     /// Measure the queue engine: bulk insert and drain of no-op jobs in a queue of its own.
     Bench(crate::bench::BenchArgs),
     /// Print a bearer token signed with SECRET_KEY.
@@ -136,6 +144,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             seed,
             bind: bind_override,
         } => run_dev(config, seed, bind_override).await,
+        Command::Backup => {
+            let url = required_database_url(&config)?.to_owned();
+            let pool = app::connect(&url).await?;
+            app::migrate(&pool).await?;
+            crate::backup_cmd::backup(&config, &pool, &url).await
+        }
+        Command::VerifyBackup { path } => {
+            let url = required_database_url(&config)?.to_owned();
+            let pool = app::connect(&url).await?;
+            app::migrate(&pool).await?;
+            crate::backup_cmd::verify(&config, &pool, &url, path).await
+        }
         Command::Bench(args) => {
             let pool = app::connect(required_database_url(&config)?).await?;
             app::migrate(&pool).await?;

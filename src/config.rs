@@ -70,6 +70,8 @@ pub struct Config {
     /// Stripe webhook endpoint secrets, comma-separated in `STRIPE_WEBHOOK_SECRETS`.
     pub stripe_webhook_secrets: Vec<SecretString>,
     pub pg_bin_dir: Option<PathBuf>,
+    /// Folder of local backups (`BACKUP_DIR`).
+    pub backup_dir: PathBuf,
     pub worker_replicas: u32,
     /// Per-queue concurrency from `WORKER_CONCURRENCY` (`reminders=8,payments=2`).
     pub worker_concurrency: BTreeMap<String, usize>,
@@ -263,6 +265,8 @@ impl Config {
                 20.0,
             )?,
             pg_bin_dir: get("PG_BIN_DIR").map(PathBuf::from),
+            backup_dir: get("BACKUP_DIR")
+                .map_or_else(|| PathBuf::from("var/backups"), PathBuf::from),
             worker_replicas: parse(
                 get("WORKER_REPLICAS"),
                 "WORKER_REPLICAS",

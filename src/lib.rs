@@ -8,6 +8,7 @@
 //! - `api/`: the HTTP API; `dashboard/`: the ops web UI mounted by the API.
 
 pub mod app;
+pub mod backup_cmd;
 pub mod bench;
 pub mod cli;
 pub mod config;

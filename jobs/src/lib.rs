@@ -4,6 +4,7 @@
 //! eligibility), email rendering and delivery, and the registry of job kinds. It enqueues and reads
 //! jobs only through `duespark-queue`; it knows nothing of HTTP or of the worker runtime.
 
+pub mod backups;
 pub mod bounces;
 pub mod context;
 pub mod dispatch;
