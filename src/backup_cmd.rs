@@ -92,7 +92,7 @@ async fn previous_verified_size(pool: &PgPool, except: Option<&Path>) -> Result<
     Ok(size.and_then(|size| u64::try_from(size).ok()))
 }
 
-/// The newest `duespark-*.dump` file in `dir`; names sort by their UTC timestamp.
+/// Finds the newest `duespark-*.dump` file in `dir`; names sort by their UTC timestamp.
 fn newest_backup(dir: &Path) -> Result<PathBuf> {
     let mut backups: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("failed to read BACKUP_DIR {}", dir.display()))?
