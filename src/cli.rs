@@ -203,6 +203,9 @@ fn worker_config(config: &Config) -> WorkerConfig {
         concurrency: config.worker_concurrency.clone(),
         default_concurrency: config.default_concurrency,
         listen: config.worker_listen,
+        backup_interval: config
+            .backups_scheduled
+            .then(|| Duration::from_secs(24 * 3600)),
         ..WorkerConfig::default()
     }
 }

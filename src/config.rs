@@ -72,6 +72,8 @@ pub struct Config {
     pub pg_bin_dir: Option<PathBuf>,
     /// Folder of local backups (`BACKUP_DIR`).
     pub backup_dir: PathBuf,
+    /// Whether `BACKUP_DIR` was set: workers take the daily backup only then.
+    pub backups_scheduled: bool,
     pub worker_replicas: u32,
     /// Per-queue concurrency from `WORKER_CONCURRENCY` (`reminders=8,payments=2`).
     pub worker_concurrency: BTreeMap<String, usize>,
@@ -267,6 +269,7 @@ impl Config {
             pg_bin_dir: get("PG_BIN_DIR").map(PathBuf::from),
             backup_dir: get("BACKUP_DIR")
                 .map_or_else(|| PathBuf::from("var/backups"), PathBuf::from),
+            backups_scheduled: get("BACKUP_DIR").is_some(),
             worker_replicas: parse(
                 get("WORKER_REPLICAS"),
                 "WORKER_REPLICAS",

@@ -72,3 +72,55 @@ async fn backup_then_verify_from_the_command_line() {
         "the failure names its check: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn backup_through_the_api_shows_in_metrics() {
+    use duespark_api::Scope;
+    let app = common::TestApp::spawn(common::TestOptions::default()).await;
+    app.seed_invoice("backup", 1_000, "usd", "2026-04-10", "UTC")
+        .await;
+
+    let admin = app.token(&[Scope::DashboardAdmin, Scope::JobsRead]);
+    let response = app
+        .http
+        .post(app.url("/v1/backups"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let job = app
+        .wait_for_job(
+            body["job_id"].as_str().unwrap(),
+            std::time::Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(job["status"], "done", "{job}");
+
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "duespark_backup_last_success_timestamp_seconds{location=\"local\"}",
+        "duespark_backup_last_verified_timestamp_seconds{location=\"local\"}",
+        "duespark_backup_newest_size_bytes{location=\"local\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
+
+    let response = app
+        .http
+        .post(app.url("/v1/backups"))
+        .bearer_auth(app.write_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "backups need the admin scope");
+}

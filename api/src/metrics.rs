@@ -146,6 +146,8 @@ async fn collect(state: &AppState) -> Result<Registry, ApiError> {
         stripe_events,
     );
 
+    collect_backups(state, &mut registry).await?;
+
     let uncertain: i64 =
         sqlx::query_scalar("SELECT count(*) FROM reminders WHERE status = 'uncertain'")
             .fetch_one(&state.pool)
@@ -158,4 +160,62 @@ async fn collect(state: &AppState) -> Result<Registry, ApiError> {
         uncertain_gauge,
     );
     Ok(registry)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LocationLabels {
+    location: String,
+}
+
+/// Backup gauges per location: the last successful backup and verification (Unix seconds) and the
+/// size of the newest backup.
+async fn collect_backups(state: &AppState, registry: &mut Registry) -> Result<(), ApiError> {
+    /// Location, newest backup time, newest verified time, newest size.
+    type BackupRow = (String, Option<f64>, Option<f64>, Option<i64>);
+    let rows: Vec<BackupRow> = sqlx::query_as(
+        r#"
+        SELECT b.location,
+               extract(epoch FROM max(b.created_at))::float8,
+               (SELECT extract(epoch FROM max(v.finished_at))::float8 FROM backup_verifications v
+                 JOIN backups vb ON vb.path = v.backup_path WHERE v.ok AND vb.location = b.location),
+               (SELECT nb.size_bytes FROM backups nb WHERE nb.location = b.location ORDER BY nb.created_at DESC LIMIT 1)
+        FROM backups b
+        GROUP BY b.location
+        "#,
+    )
+    .fetch_all(&state.pool)
+    .await?;
+
+    let last_backup = Family::<LocationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let last_verified =
+        Family::<LocationLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let newest_size = Family::<LocationLabels, Gauge>::default();
+    for (location, backup_at, verified_at, size) in rows {
+        let labels = LocationLabels { location };
+        if let Some(at) = backup_at {
+            last_backup.get_or_create(&labels).set(at);
+        }
+        if let Some(at) = verified_at {
+            last_verified.get_or_create(&labels).set(at);
+        }
+        if let Some(size) = size {
+            newest_size.get_or_create(&labels).set(size);
+        }
+    }
+    registry.register(
+        "backup_last_success_timestamp_seconds",
+        "Time of the newest backup per location",
+        last_backup,
+    );
+    registry.register(
+        "backup_last_verified_timestamp_seconds",
+        "Time of the newest successful backup verification per location",
+        last_verified,
+    );
+    registry.register(
+        "backup_newest_size_bytes",
+        "Size of the newest backup per location",
+        newest_size,
+    );
+    Ok(())
 }

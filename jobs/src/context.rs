@@ -22,4 +22,8 @@ pub struct JobContext {
     pub stripe: crate::stripe::client::StripeClient,
     /// Which Stripe mode this deployment applies (`STRIPE_LIVEMODE`).
     pub stripe_livemode: bool,
+    /// Folder of local backups (`BACKUP_DIR`).
+    pub backup_dir: std::path::PathBuf,
+    /// Where `pg_dump` and `pg_restore` are; `None` searches `PATH`.
+    pub pg_bin_dir: Option<std::path::PathBuf>,
 }

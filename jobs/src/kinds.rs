@@ -42,10 +42,12 @@ pub const SWEEP_PAYMENTS: &str = "stripe.sweep";
 pub const RECONCILE_STRIPE_EVENTS: &str = "stripe.reconcile";
 /// Applies one stored bounce or complaint notification.
 pub const PROCESS_BOUNCE: &str = "bounce.process";
+/// Takes a database backup and verifies it.
+pub const BACKUP_DATABASE: &str = "backup.run";
 /// Does nothing: for benchmarks and smoke tests.
 pub const NOOP: &str = "noop";
 
-const KINDS: [KindSpec; 8] = [
+const KINDS: [KindSpec; 9] = [
     KindSpec {
         name: SEND_REMINDER,
         queue: queues::REMINDERS,
@@ -101,6 +103,14 @@ const KINDS: [KindSpec; 8] = [
         timeout: Duration::from_secs(60),
         backoff_base: Duration::from_secs(5),
         backoff_cap: Duration::from_secs(600),
+    },
+    KindSpec {
+        name: BACKUP_DATABASE,
+        queue: queues::BACKUPS,
+        max_attempts: 3,
+        timeout: Duration::from_secs(4 * 3600),
+        backoff_base: Duration::from_secs(60),
+        backoff_cap: Duration::from_secs(1800),
     },
     KindSpec {
         name: NOOP,

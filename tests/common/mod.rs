@@ -160,6 +160,10 @@ impl TestApp {
             options.templates_dir.clone(),
         );
         let mut config = config;
+        config.backup_dir = std::env::temp_dir().join(format!(
+            "duespark-test-backups-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         if let Some(base) = &options.stripe_api_base {
             config.stripe_api_base = url::Url::parse(base).expect("the stand-in URL parses");
             config.stripe_api_key = Some(secrecy::SecretString::from(
@@ -211,6 +215,7 @@ impl TestApp {
                     retention: None,
                     payment_sweep_interval: None,
                     stripe_reconcile_interval: None,
+                    backup_interval: None,
                     ..WorkerConfig::default()
                 },
             };

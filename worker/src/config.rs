@@ -29,6 +29,8 @@ pub struct WorkerConfig {
     pub payment_sweep_interval: Option<Duration>,
     /// How often missed Stripe events are reconciled; `None` turns it off in this process.
     pub stripe_reconcile_interval: Option<Duration>,
+    /// How often a database backup is taken and verified; `None` turns it off in this process.
+    pub backup_interval: Option<Duration>,
     /// How long finished jobs are kept; `None` turns retention off in this process.
     pub retention: Option<RetentionPolicy>,
     /// Replaces every kind's first retry delay, for tests and local runs that cannot wait.
@@ -54,6 +56,7 @@ impl Default for WorkerConfig {
             scheduler_interval: Some(Duration::from_secs(300)),
             payment_sweep_interval: Some(Duration::from_secs(3600)),
             stripe_reconcile_interval: Some(Duration::from_secs(24 * 3600)),
+            backup_interval: Some(Duration::from_secs(24 * 3600)),
             retention: Some(RetentionPolicy::default()),
             backoff_base_override: None,
         }

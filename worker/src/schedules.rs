@@ -87,6 +87,21 @@ pub(crate) async fn run_schedules(runtime: Runtime, shutdown: CancellationToken)
             }
         }));
     }
+    if let Some(interval) = runtime.config.backup_interval {
+        let store = runtime.ctx.store.clone();
+        let clock = runtime.ctx.clock.clone();
+        tasks.spawn(every(interval, shutdown.clone(), move || {
+            let store = store.clone();
+            let now = clock.now();
+            async move {
+                match enqueue_slot_job(&store, kinds::BACKUP_DATABASE, now, interval).await {
+                    Ok(true) => info!("database backup enqueued"),
+                    Ok(false) => {}
+                    Err(error) => error!(%error, "failed to enqueue the database backup"),
+                }
+            }
+        }));
+    }
     if let Some(policy) = runtime.config.retention {
         let store = runtime.ctx.store.clone();
         tasks.spawn(every(

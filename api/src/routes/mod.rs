@@ -25,6 +25,7 @@ pub fn v1(_state: AppState) -> Router<AppState> {
         )
         .route("/v1/reminders", post(reminders::post_reminder))
         .route("/v1/payment-syncs", post(payments::post_payment_sync))
+        .route("/v1/backups", post(payments::post_backup))
         .route("/v1/suppressions", get(bounces::list_suppressions))
         .route(
             "/v1/suppressions/{id}",

@@ -50,3 +50,25 @@ pub async fn post_payment_sync(
     )
     .await
 }
+
+/// `POST /v1/backups` (admin): 202 with the job that takes and verifies a database backup.
+pub async fn post_backup(
+    State(state): State<AppState>,
+    Auth(claims): Auth,
+) -> Result<Response, ApiError> {
+    claims.require(Scope::DashboardAdmin)?;
+    let spec = duespark_jobs::kinds::spec(duespark_jobs::kinds::BACKUP_DATABASE)
+        .expect("the backup kind is registered");
+    let job = duespark_queue::NewJob::new(spec.queue, spec.name, serde_json::Value::Null)
+        .max_attempts(spec.max_attempts);
+    let enqueued = state.store.enqueue(job).await?;
+    let job =
+        state.store.get(enqueued.id).await?.ok_or_else(|| {
+            ApiError::internal(format!("job {} vanished after enqueue", enqueued.id))
+        })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job_id": job.id, "status": job.status })),
+    )
+        .into_response())
+}

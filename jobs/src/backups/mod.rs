@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod dump;
+pub mod job;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
