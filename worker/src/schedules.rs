@@ -36,68 +36,36 @@ async fn enqueue_slot_job(
     Ok(store.enqueue(job).await?.created)
 }
 
-/// Runs the periodic schedules until shutdown: the reminder scheduler's enqueue at every
-/// scheduler interval (starting at once) and retention every hour.
+/// Runs the periodic schedules until shutdown, each starting at once: the reminder scheduler,
+/// the payment sync sweep, Stripe reconciliation and the database backup (each enqueued once per
+/// time slot across processes), and retention every hour.
 pub(crate) async fn run_schedules(runtime: Runtime, shutdown: CancellationToken) {
     let mut tasks = tokio::task::JoinSet::new();
-    if let Some(interval) = runtime.config.scheduler_interval {
-        let runtime = runtime.clone();
-        tasks.spawn(every(interval, shutdown.clone(), move || {
-            let runtime = runtime.clone();
-            async move {
-                let now = runtime.ctx.clock.now();
-                match enqueue_due_schedules(&runtime.ctx.store, now, interval).await {
-                    Ok(true) => info!("reminder scheduler run enqueued"),
-                    Ok(false) => {}
-                    Err(error) => error!(%error, "failed to enqueue the reminder scheduler run"),
-                }
-            }
-        }));
-    }
-    if let Some(interval) = runtime.config.payment_sweep_interval {
+    let periodic = [
+        (runtime.config.scheduler_interval, kinds::SCHEDULE_REMINDERS),
+        (runtime.config.payment_sweep_interval, kinds::SWEEP_PAYMENTS),
+        (
+            runtime.config.stripe_reconcile_interval,
+            kinds::RECONCILE_STRIPE_EVENTS,
+        ),
+        (runtime.config.backup_interval, kinds::BACKUP_DATABASE),
+    ];
+    for (interval, kind) in periodic {
+        let Some(interval) = interval else {
+            continue;
+        };
         let store = runtime.ctx.store.clone();
         let clock = runtime.ctx.clock.clone();
         tasks.spawn(every(interval, shutdown.clone(), move || {
             let store = store.clone();
             let now = clock.now();
             async move {
-                match enqueue_slot_job(&store, kinds::SWEEP_PAYMENTS, now, interval).await {
-                    Ok(true) => info!("payment sync sweep enqueued"),
-                    Ok(false) => {}
-                    Err(error) => error!(%error, "failed to enqueue the payment sync sweep"),
-                }
-            }
-        }));
-    }
-    if let Some(interval) = runtime.config.stripe_reconcile_interval {
-        let store = runtime.ctx.store.clone();
-        let clock = runtime.ctx.clock.clone();
-        tasks.spawn(every(interval, shutdown.clone(), move || {
-            let store = store.clone();
-            let now = clock.now();
-            async move {
-                match enqueue_slot_job(&store, kinds::RECONCILE_STRIPE_EVENTS, now, interval).await
-                {
-                    Ok(true) => info!("Stripe event reconciliation enqueued"),
+                match enqueue_slot_job(&store, kind, now, interval).await {
+                    Ok(true) => info!(job.kind = kind, "periodic job enqueued"),
                     Ok(false) => {}
                     Err(error) => {
-                        error!(%error, "failed to enqueue the Stripe event reconciliation")
+                        error!(job.kind = kind, %error, "failed to enqueue a periodic job")
                     }
-                }
-            }
-        }));
-    }
-    if let Some(interval) = runtime.config.backup_interval {
-        let store = runtime.ctx.store.clone();
-        let clock = runtime.ctx.clock.clone();
-        tasks.spawn(every(interval, shutdown.clone(), move || {
-            let store = store.clone();
-            let now = clock.now();
-            async move {
-                match enqueue_slot_job(&store, kinds::BACKUP_DATABASE, now, interval).await {
-                    Ok(true) => info!("database backup enqueued"),
-                    Ok(false) => {}
-                    Err(error) => error!(%error, "failed to enqueue the database backup"),
                 }
             }
         }));
