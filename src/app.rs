@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 
-/// Opens a connection pool and checks that the database answers.
+/// Opens a connection pool and checks that the database accepts connections.
 pub async fn connect(database_url: &str) -> Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(20)
@@ -84,7 +84,7 @@ pub fn job_context(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Resu
     })
 }
 
-/// The system clock, for production processes.
+/// Returns the system clock, for production processes.
 pub fn system_clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use secrecy::{ExposeSecret, SecretString};
 
-/// Which kind of deployment this is; production makes more variables required.
+/// The kind of deployment. Production makes more variables required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
     Development,
@@ -304,7 +304,7 @@ impl Config {
         self.mail_rate_per_second / f64::from(self.worker_replicas)
     }
 
-    /// The SES (SNS) settings for the API.
+    /// Builds the SES (SNS) settings for the API.
     pub fn sns_config(&self) -> duespark_jobs::bounces::sns::SnsConfig {
         duespark_jobs::bounces::sns::SnsConfig {
             topic_arns: self.ses_topic_arns.clone(),
@@ -312,7 +312,7 @@ impl Config {
         }
     }
 
-    /// The Postmark webhook settings for the API.
+    /// Builds the Postmark webhook settings for the API.
     pub fn postmark_webhooks(&self) -> duespark_api::PostmarkWebhooks {
         duespark_api::PostmarkWebhooks {
             user: self.postmark_webhook_user.clone(),
@@ -324,7 +324,7 @@ impl Config {
         }
     }
 
-    /// The Stripe webhook secrets in plain text, for the signature check.
+    /// Returns the Stripe webhook secrets in plain text, for the signature check.
     pub fn stripe_webhook_secrets(&self) -> Vec<String> {
         self.stripe_webhook_secrets
             .iter()

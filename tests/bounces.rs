@@ -56,15 +56,6 @@ async fn delete_suppression(app: &TestApp, id: i64) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn reminder_status(app: &TestApp, invoice_id: &str, stage: &str) -> (String, Option<String>) {
-    sqlx::query_as("SELECT status, reason FROM reminders WHERE invoice_id = $1 AND stage = $2")
-        .bind(invoice_id)
-        .bind(stage)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn hard_bounce_suppresses_for_every_account() {
     let app = TestApp::spawn(TestOptions::default()).await;
@@ -102,7 +93,7 @@ async fn hard_bounce_suppresses_for_every_account() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["reason"], "hard_bounce");
     assert_eq!(
-        reminder_status(&app, &second, "final").await,
+        app.reminder_status(&second, "final").await,
         (
             "skipped".to_owned(),
             Some("the client's address is undeliverable".to_owned())
@@ -119,7 +110,7 @@ async fn hard_bounce_suppresses_for_every_account() {
     assert_eq!(status, 202);
     app.wait_for_job(body["job_id"].as_str().unwrap(), Duration::from_secs(20))
         .await;
-    assert_eq!(reminder_status(&app, &first, "due").await.0, "skipped");
+    assert_eq!(app.reminder_status(&first, "due").await.0, "skipped");
     assert_eq!(
         std::fs::read_dir(app.outbox.path())
             .map(|dir| dir.count())
@@ -142,7 +133,7 @@ async fn hard_bounce_suppresses_for_every_account() {
         .wait_for_job(body["job_id"].as_str().unwrap(), Duration::from_secs(20))
         .await;
     assert_eq!(job["status"], "done");
-    assert_eq!(reminder_status(&app, &first, "overdue_3").await.0, "sent");
+    assert_eq!(app.reminder_status(&first, "overdue_3").await.0, "sent");
 }
 
 #[tokio::test]

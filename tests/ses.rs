@@ -1,5 +1,5 @@
 //! SES notifications through SNS: signature, certificate URL and topic checks, subscription
-//! confirmation, and the suppression policy per recipient. A local HTTP server stands in for
+//! confirmation, and the suppression policy per recipient. A local HTTP server replaces
 //! AWS: it serves the test signing certificate and answers the SubscribeURL; the app trusts it
 //! through the test-only host override.
 

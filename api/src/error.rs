@@ -7,7 +7,7 @@ use duespark_jobs::domain::{DomainError, FieldError};
 use serde_json::json;
 
 /// Every error an API handler returns. The body is always
-/// `{"error": {"code", "message", "field"?}}`; 5xx bodies say nothing internal.
+/// `{"error": {"code", "message", "field"?}}`; 5xx bodies contain nothing internal.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]

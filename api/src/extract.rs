@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use crate::auth::{Claims, verify_token};
 use crate::{ApiError, AppState, MAX_BODY_BYTES};
 
-/// A JSON body. A body that is not JSON, a missing field or a value of the wrong type answers 422
-/// naming the field; a body over the limit answers 413. The Content-Type is not checked.
+/// A JSON body. A body that is not JSON, a missing field or a value of the wrong type gets 422
+/// naming the field, and a body over the limit gets 413. The Content-Type is not checked.
 pub struct ValidJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
@@ -92,7 +92,7 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// A query string; a value of the wrong type answers 422 naming the parameter.
+/// A query string. A value of the wrong type gets 422 naming the parameter.
 pub struct ValidQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ValidQuery<T> {

@@ -1,5 +1,5 @@
 //! `/metrics` and `/metrics_prom`: gauges read from the database at scrape time, in the classic
-//! Prometheus text format, or OpenMetrics when the `Accept` header asks for it.
+//! Prometheus text format, or OpenMetrics when the `Accept` header requests it.
 //!
 //! Labels come from closed sets: the registered queues and the job statuses.
 

@@ -1,4 +1,4 @@
-//! What job handlers share: the database, the job store, templates, the mailer and the clock.
+//! State shared by job handlers: the database, the job store, templates, the mailer and the clock.
 
 use std::sync::Arc;
 
@@ -20,10 +20,10 @@ pub struct JobContext {
     pub clock: Arc<dyn Clock>,
     /// The Stripe API client of payment sync; without a key its calls fail permanently.
     pub stripe: crate::stripe::client::StripeClient,
-    /// Which Stripe mode this deployment applies (`STRIPE_LIVEMODE`).
+    /// The Stripe mode this deployment applies (`STRIPE_LIVEMODE`).
     pub stripe_livemode: bool,
     /// Folder of local backups (`BACKUP_DIR`).
     pub backup_dir: std::path::PathBuf,
-    /// Where `pg_dump` and `pg_restore` are; `None` searches `PATH`.
+    /// Folder of `pg_dump` and `pg_restore`. `None` searches `PATH`.
     pub pg_bin_dir: Option<std::path::PathBuf>,
 }

@@ -21,7 +21,7 @@ pub struct KindSpec {
     /// The kind's home queue; the API rejects a job of this kind on another queue.
     pub queue: &'static str,
     pub max_attempts: u32,
-    /// Longest a single attempt may run before it counts as failed and retryable.
+    /// Maximum run time of one attempt; a longer attempt counts as failed and retryable.
     pub timeout: Duration,
     /// First retry delay; each further retry doubles it, with full jitter, up to `backoff_cap`.
     pub backoff_base: Duration,
@@ -128,7 +128,7 @@ pub fn spec(kind: &str) -> Option<&'static KindSpec> {
     KINDS.iter().find(|spec| spec.name == kind)
 }
 
-/// Every registered kind.
+/// Returns every registered kind.
 pub fn all() -> &'static [KindSpec] {
     &KINDS
 }

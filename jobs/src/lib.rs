@@ -2,7 +2,7 @@
 //!
 //! This crate owns accounts, clients and invoices, the reminder policy (stages, send times,
 //! eligibility), email rendering and delivery, and the registry of job kinds. It enqueues and reads
-//! jobs only through `duespark-queue`; it knows nothing of HTTP or of the worker runtime.
+//! jobs only through `duespark-queue`; it does not depend on HTTP or on the worker runtime.
 
 pub mod backups;
 pub mod bounces;

@@ -1,4 +1,4 @@
-//! How a job handler reports failure, classified where it happens.
+//! Job handler failures, classified where they happen.
 
 use std::time::Duration;
 

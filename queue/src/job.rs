@@ -54,7 +54,7 @@ impl FromStr for JobId {
     }
 }
 
-/// What a worker receives for each job besides its payload.
+/// Job details a worker receives besides the payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobMeta {
     pub id: JobId,

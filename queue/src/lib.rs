@@ -1,9 +1,9 @@
 //! The job store: DueSpark's PostgreSQL queues.
 //!
 //! This crate owns the job table and every query on it. Producers enqueue through [`JobStore`] or
-//! [`enqueue_in`] (inside their own transaction); the API and the dashboard inspect and act on jobs
-//! through [`JobStore`]; workers consume a queue through [`PgBackend`], an apalis-core backend. It
-//! knows nothing of invoices or emails.
+//! [`enqueue_in`] (inside their own transaction). The API and the dashboard inspect and act on
+//! jobs through [`JobStore`]. Workers consume a queue through [`PgBackend`], an apalis-core
+//! backend. The crate has no notion of invoices or emails.
 //!
 //! Job lifecycle (the same words in the API and the dashboard):
 //!

@@ -320,6 +320,16 @@ impl TestApp {
         format!("{prefix}-inv")
     }
 
+    /// Reads the status and reason of an invoice's reminder for a stage.
+    pub async fn reminder_status(&self, invoice_id: &str, stage: &str) -> (String, Option<String>) {
+        sqlx::query_as("SELECT status, reason FROM reminders WHERE invoice_id = $1 AND stage = $2")
+            .bind(invoice_id)
+            .bind(stage)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     /// Reads a job through the API.
     pub async fn job(&self, job_id: &str) -> Value {
         let (status, body) = self.get(&format!("/v1/jobs/{job_id}")).await;

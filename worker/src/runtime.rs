@@ -118,7 +118,7 @@ fn engine_config(config: &WorkerConfig, queue: &str) -> EngineConfig {
 }
 
 /// The apalis handler: runs one attempt of a job under its kind's timeout. The returned
-/// [`JobFailure`] tells the backend whether to retry, snooze or give up.
+/// [`JobFailure`] decides whether the backend retries, snoozes or gives up.
 async fn handle(
     payload: Value,
     meta: Data<JobMeta>,

@@ -251,10 +251,10 @@ async fn confirm_subscription(state: &AppState, url: &url::Url) -> Result<(), Ap
             }
         })?;
     if !response.status().is_success() {
-        warn!(status = %response.status(), "the SNS SubscribeURL answered with an error");
+        warn!(status = %response.status(), "the SNS SubscribeURL returned an error status");
         return Err(ApiError::BadRequest {
             code: "confirmation_failed",
-            message: format!("the SubscribeURL answered {}", response.status()),
+            message: format!("the SubscribeURL returned status {}", response.status()),
         });
     }
     Ok(())

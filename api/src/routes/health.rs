@@ -1,4 +1,4 @@
-//! Health probes: liveness (the process answers) and readiness (database reachable, not draining).
+//! Health probes: liveness (the process responds) and readiness (database reachable, not draining).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -17,7 +17,7 @@ use crate::extract::{Auth, ValidQuery, parse_json};
 use crate::idempotency::idempotent;
 use crate::{ApiError, AppState};
 
-/// Most jobs in one batch request.
+/// Maximum number of jobs in one batch request.
 const MAX_BATCH: usize = 1000;
 
 #[derive(Debug, Deserialize)]
@@ -317,7 +317,7 @@ fn action_error(error: ActionError) -> ApiError {
     }
 }
 
-/// The job as the API shows it: the fields of `GET /v1/jobs/{id}` plus its priority, payload and
+/// Builds the job as the API shows it: the fields of `GET /v1/jobs/{id}` plus its priority, payload and
 /// the error of every attempt.
 pub(crate) fn job_body(job: &JobInfo) -> Value {
     json!({

@@ -14,7 +14,7 @@ use axum::routing::{get, post, put};
 
 use crate::AppState;
 
-/// The `/v1` routes.
+/// Builds the `/v1` routes.
 pub fn v1(_state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/accounts/{id}", put(accounts::put_account))

@@ -1,5 +1,5 @@
 //! `POST /webhooks/stripe`: verify the signature on the raw body at receipt, store the event and
-//! enqueue its processing in one transaction, then answer 200.
+//! enqueue its processing in one transaction, then return 200.
 
 use axum::Json;
 use axum::body::Bytes;

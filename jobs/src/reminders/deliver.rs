@@ -185,7 +185,7 @@ async fn lock_reminder(
     .await
 }
 
-/// Why a reminder must not be sent now, if anything stops it. A skip is final.
+/// Returns the reason a reminder must not be sent now, if anything stops it. A skip is final.
 fn skip_reason(row: &ReminderRow) -> Option<String> {
     if row.invoice_status != "open" {
         return Some(format!("invoice is {}", row.invoice_status));

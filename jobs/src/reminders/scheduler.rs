@@ -18,7 +18,7 @@ use crate::domain::DomainError;
 /// Key of the advisory lock that serializes scheduler runs (an arbitrary constant, "DSSCHED1").
 const SCHEDULER_LOCK_KEY: i64 = 0x4453_5343_4845_4431;
 
-/// What one scheduler run did.
+/// Counts of one scheduler run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SchedulerRun {
     /// False when another run held the lock and this one did nothing.

@@ -31,7 +31,7 @@ impl Stage {
         Stage::Final,
     ];
 
-    /// The stage's name as stored in the database and used in the API and template file names.
+    /// Returns the stage's name as stored in the database and used in the API and template file names.
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Upcoming => "upcoming",

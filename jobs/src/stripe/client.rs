@@ -146,7 +146,7 @@ impl fmt::Debug for StripeClient {
 }
 
 impl StripeClient {
-    /// Whether an API key is configured; without one every call fails permanently.
+    /// Returns whether an API key is configured. Without one every call fails permanently.
     pub fn has_api_key(&self) -> bool {
         self.api_key.is_some()
     }

@@ -50,7 +50,7 @@ pub fn parse_event_header(body: &[u8]) -> Result<EventHeader, String> {
     })
 }
 
-/// What intake did with an event.
+/// Outcome of the intake of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IntakeOutcome {
     /// Stored and its processing enqueued.

@@ -20,7 +20,7 @@ pub struct ProcessEvent {
     pub event_id: String,
 }
 
-/// How an event changes its invoice, before amounts are totalled.
+/// The change an event makes to its invoice, before amounts are totalled.
 pub(crate) enum EventEffect {
     /// A payment object (payment intent or checkout session) received `amount` in total.
     Payment {
@@ -186,7 +186,7 @@ async fn find_invoice(
     Ok(found)
 }
 
-/// The object's own id and the ids of the objects it points to.
+/// Collects the object's own id and the ids of the objects it points to.
 fn related_ids(object: &Value) -> Vec<String> {
     ["id", "payment_intent", "charge", "latest_charge", "invoice"]
         .iter()
@@ -220,7 +220,7 @@ pub(crate) async fn apply_effect(
     event_type: &str,
     effect: EventEffect,
 ) -> Result<String, JobError> {
-    // Lock the invoice first: events of one invoice then apply one after another, and each sees
+    // Lock the invoice first: events of one invoice then apply one after another, and each reads
     // the amounts the earlier ones recorded when it totals them.
     let (status, amount_due, amount_paid, amount_refunded, confirmed): (String, i64, i64, i64, bool) = sqlx::query_as(
         "SELECT status, amount_due, amount_paid, amount_refunded, status_confirmed_by_stripe FROM invoices WHERE id = $1 FOR UPDATE",
@@ -331,7 +331,7 @@ async fn record_amount(
     Ok(())
 }
 
-/// Total paid: the sum over payments, or over Stripe invoices when those say more. A Stripe
+/// Total paid: the sum over payments, or over Stripe invoices when that sum is larger. A Stripe
 /// invoice's amount already includes its payment intents, so the two are not added together.
 async fn total_paid(conn: &mut PgConnection, invoice_id: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
@@ -365,8 +365,8 @@ async fn finish(
     Ok(())
 }
 
-/// A payment in another currency than the invoice's is not applied: its amounts are in other
-/// units. Returns the reason when the currencies differ.
+/// Compares the event's currency with the invoice's and returns the reason when they differ: a
+/// payment in another currency is not applied, because its amounts are in other units.
 async fn currency_mismatch(
     conn: &mut PgConnection,
     invoice_id: &str,

@@ -107,7 +107,7 @@ impl<Args> PgBackend<Args> {
         }
     }
 
-    /// The lease owner name of this backend.
+    /// Returns the lease owner name of this backend.
     pub fn owner(&self) -> &str {
         &self.shared.owner
     }

@@ -115,7 +115,7 @@ pub(crate) async fn complete(
     .await
 }
 
-/// What a failed attempt leads to.
+/// The result of recording a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FailureOutcome {
     Retrying,

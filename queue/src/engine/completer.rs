@@ -13,7 +13,7 @@ enum Message {
         id: i64,
         attempt: i32,
     },
-    /// Answers once everything queued before it is written.
+    /// Replies once everything queued before it is written.
     Flush(oneshot::Sender<()>),
 }
 
@@ -86,7 +86,7 @@ async fn run(
     }
 }
 
-/// Writes one batch, retrying database errors a few times; a result that still cannot be written
+/// Writes one batch, retrying database errors a few times. A result that still cannot be written
 /// is logged, and its job is rescued and run again when its lease expires.
 async fn write(pool: &sqlx::PgPool, owner: &str, ids: &[i64], attempts: &[i32]) {
     let mut delay = std::time::Duration::from_millis(50);

@@ -13,7 +13,7 @@ pub struct RetryBackoff {
 }
 
 impl RetryBackoff {
-    /// The wait after failed attempt number `attempt` (from 1).
+    /// Computes the wait after failed attempt number `attempt` (from 1).
     pub fn delay(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(30);
         let nominal = self.base.saturating_mul(1 << exponent).min(self.cap);
@@ -50,7 +50,7 @@ pub struct EngineConfig {
     pub rescue_interval: Duration,
     /// Backoff per job kind.
     pub backoff: BackoffLookup,
-    /// Longest delay a handler may ask for with retry-after or snooze.
+    /// Maximum delay a handler may request with retry-after or snooze.
     pub max_delay: Duration,
     /// Snoozes after which a job is dead, so a job cannot wait forever.
     pub max_snoozes: u32,

@@ -1,4 +1,4 @@
-//! How a handler tells the engine what to do with a failed attempt.
+//! Classification of a failed attempt by its handler: retry, snooze or give up.
 
 use std::time::Duration;
 

@@ -19,7 +19,7 @@ use crate::{JobId, JobMeta};
 /// The NOTIFY channel of the job table's trigger; the payload is the queue name.
 pub(crate) const CHANNEL: &str = "duespark_queue_jobs";
 
-/// Longest wait for more free slots before a small claim.
+/// Maximum wait for more free slots before a small claim.
 const CLAIM_GATHER: Duration = Duration::from_millis(2);
 
 /// Free slots below which a busy worker waits briefly before claiming.
@@ -156,7 +156,7 @@ async fn dispatch<Args: DeserializeOwned>(
     }
 }
 
-/// How long to sleep when nothing is due: until the next scheduled job, at most the poll interval.
+/// Computes the sleep when nothing is due: until the next scheduled job, at most the poll interval.
 async fn next_wait(shared: &Shared) -> Duration {
     let poll = shared.config.poll_interval;
     match claim::seconds_until_next(&shared.pool, &shared.config.queue).await {

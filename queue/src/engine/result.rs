@@ -114,7 +114,7 @@ async fn record(shared: &Shared, meta: &JobMeta, error: Option<&BoxDynError>) {
     }
 }
 
-/// The wait before the next run: the handler's delay (capped) or the kind's backoff.
+/// Computes the wait before the next run: the handler's delay (capped) or the kind's backoff.
 fn failure_delay(shared: &Shared, meta: &JobMeta, failure: &JobFailure) -> Duration {
     match failure {
         JobFailure::Retry {

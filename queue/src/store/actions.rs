@@ -3,7 +3,7 @@
 use super::JobStore;
 use crate::{JobId, JobInfo, QueueError};
 
-/// Why an action was not applied.
+/// The reason an action was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
     #[error("job {0} not found")]
@@ -44,7 +44,7 @@ impl JobStore {
     }
 
     /// Cancels a job. A scheduled, pending, retrying or dead job is cancelled at once ("discard"
-    /// for a dead or retrying one); a running job is marked so that it ends `cancelled` after its
+    /// for a dead or retrying one). A running job is marked so that it ends `cancelled` after its
     /// current attempt instead of being retried.
     pub async fn cancel(&self, id: JobId) -> Result<JobInfo, ActionError> {
         let updated = sqlx::query(

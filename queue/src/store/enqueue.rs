@@ -50,7 +50,7 @@ pub async fn enqueue_batch_in(
     }
 
     let columns = Columns::from_jobs(&jobs);
-    // Ids are drawn from the sequence in input order first, so each input row knows its id
+    // Ids are drawn from the sequence in input order first, so each input row has its id
     // whether or not its insert was skipped for an existing idempotency key.
     let rows: Vec<(i64, i64, bool)> = sqlx::query_as(
         r#"

@@ -1,7 +1,7 @@
 //! Email delivery: SMTP with failure classification for at-most-once sends, or an outbox directory.
 //!
 //! [`Mailer::send`] builds the MIME message from an [`OutgoingEmail`] and hands it over. A failed
-//! send returns a [`SendError`] whose variant tells the reminder job what it may do next: retry,
+//! send returns a [`SendError`] whose variant decides what the reminder job may do next: retry,
 //! give up, or record the outcome as unknown and never send again. This module does not decide whether an
 //! email should be sent, and it does not retry by itself.
 
