@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suite: `scripts/test.sh [cargo test arguments]`, e.g. `scripts/test.sh -p duespark --lib`.
 #
-# 1. Creates or reuses the Python venv var/test-venv with aiosmtpd and PyYAML, and exports
+# 1. Creates or reuses the Python venv var/test-venv with aiosmtpd, PyYAML and moto's S3 server, and exports
 #    DUESPARK_TEST_PYTHON and DUESPARK_TEST_SMTP_SERVER for the tests that start a real SMTP server.
 # 2. Checks docker-compose.yml and the Dockerfile with scripts/check_compose.py.
 # 3. Without DATABASE_URL, starts a temporary PostgreSQL cluster on 127.0.0.1 (removed on exit) and
@@ -16,8 +16,9 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
-# Pinned, with their dependencies, so every run tests against the same SMTP server code.
-python_requirements=(aiosmtpd==1.4.6 atpublic==9.0.0 attrs==26.1.0 PyYAML==6.0.3)
+# Pinned, so every run tests against the same SMTP and S3 server code. moto's own dependencies
+# (Flask, boto3 and more) are resolved by pip.
+python_requirements=(aiosmtpd==1.4.6 atpublic==9.0.0 attrs==26.1.0 PyYAML==6.0.3 'moto[server]==5.2.1')
 venv_dir="$repo_root/var/test-venv"
 
 log() {
@@ -29,7 +30,7 @@ setup_venv() {
     local wanted
     wanted=$(printf '%s\n' "${python_requirements[@]}")
     if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]] \
-        && "$venv_dir/bin/python" -c 'import aiosmtpd, yaml' 2>/dev/null; then
+        && "$venv_dir/bin/python" -c 'import aiosmtpd, yaml, moto.server' 2>/dev/null; then
         return
     fi
 

@@ -79,8 +79,7 @@ pub fn job_context(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Resu
         clock,
         stripe,
         stripe_livemode: config.stripe_livemode,
-        backup_dir: config.backup_dir.clone(),
-        pg_bin_dir: config.pg_bin_dir.clone(),
+        backups: config.backup_settings(),
     })
 }
 

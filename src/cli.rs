@@ -42,12 +42,13 @@ pub enum Command {
     Api,
     /// Run the workers of every queue and the periodic schedules.
     Worker,
-    /// Write a pg_dump backup into BACKUP_DIR and verify it (checksum, header, listing, a restore
-    /// into a scratch database); fails naming the check that failed.
+    /// Write a pg_dump backup into BACKUP_DIR, upload it to BACKUP_S3_URL when set, verify it in
+    /// each location (checksum, header, listing, a restore into a scratch database) and delete
+    /// backups past BACKUP_RETENTION_DAYS; fails naming the first problem.
     Backup,
-    /// Verify a backup file, or the newest one in BACKUP_DIR.
+    /// Verify a backup file or s3:// URL, or the newest backup in each location.
     VerifyBackup {
-        /// The backup file to verify.
+        /// The backup file, or its s3:// URL, to verify.
         path: Option<PathBuf>,
     },
     /// Measure the queue engine: bulk insert and drain of no-op jobs in a queue of its own.
@@ -204,6 +205,9 @@ fn worker_config(config: &Config) -> WorkerConfig {
         default_concurrency: config.default_concurrency,
         listen: config.worker_listen,
         backup_interval: config
+            .backups_scheduled
+            .then(|| Duration::from_secs(24 * 3600)),
+        backup_verify_interval: config
             .backups_scheduled
             .then(|| Duration::from_secs(24 * 3600)),
         ..WorkerConfig::default()

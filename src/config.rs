@@ -6,7 +6,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use duespark_jobs::backups::S3Location;
 use secrecy::{ExposeSecret, SecretString};
+
+/// `AWS_*` variables passed to the S3 client of backups: credentials, region, endpoint and HTTP.
+const AWS_VARIABLES: [&str; 12] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ALLOW_HTTP",
+    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+];
 
 /// The kind of deployment. Production makes more variables required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +91,10 @@ pub struct Config {
     pub backup_dir: PathBuf,
     /// Whether `BACKUP_DIR` was set: workers take the daily backup only then.
     pub backups_scheduled: bool,
+    /// S3-compatible storage for backups (`BACKUP_S3_URL` with the `AWS_*` variables).
+    pub backup_s3: Option<S3Location>,
+    /// How long backups are kept in each location (`BACKUP_RETENTION_DAYS`).
+    pub backup_retention_days: u32,
     pub worker_replicas: u32,
     /// Per-queue concurrency from `WORKER_CONCURRENCY` (`reminders=8,payments=2`).
     pub worker_concurrency: BTreeMap<String, usize>,
@@ -204,6 +225,16 @@ impl Config {
                 ));
             }
         };
+        let backup_s3 = get("BACKUP_S3_URL")
+            .map(|url| {
+                let aws: Vec<(String, String)> = AWS_VARIABLES
+                    .iter()
+                    .filter_map(|name| get(name).map(|value| ((*name).to_string(), value)))
+                    .collect();
+                S3Location::new(url.trim(), &aws)
+                    .map_err(|message| invalid("BACKUP_S3_URL", message))
+            })
+            .transpose()?;
         let worker_concurrency = get("WORKER_CONCURRENCY")
             .map(|value| parse_concurrency(&value))
             .transpose()?
@@ -270,6 +301,23 @@ impl Config {
             backup_dir: get("BACKUP_DIR")
                 .map_or_else(|| PathBuf::from("var/backups"), PathBuf::from),
             backups_scheduled: get("BACKUP_DIR").is_some(),
+            backup_s3,
+            backup_retention_days: parse(
+                get("BACKUP_RETENTION_DAYS"),
+                "BACKUP_RETENTION_DAYS",
+                "30",
+                "a whole number of days from 1 to 3650",
+            )
+            .and_then(|days: u32| {
+                if (1..=3650).contains(&days) {
+                    Ok(days)
+                } else {
+                    Err(invalid(
+                        "BACKUP_RETENTION_DAYS",
+                        format!("{days} is not a number of days from 1 to 3650"),
+                    ))
+                }
+            })?,
             worker_replicas: parse(
                 get("WORKER_REPLICAS"),
                 "WORKER_REPLICAS",
@@ -302,6 +350,19 @@ impl Config {
     /// This process's share of the mail rate limit: the rate divided by `WORKER_REPLICAS`.
     pub fn mail_rate_per_process(&self) -> f64 {
         self.mail_rate_per_second / f64::from(self.worker_replicas)
+    }
+
+    /// Builds the backup settings of jobs and commands.
+    pub fn backup_settings(&self) -> duespark_jobs::backups::BackupSettings {
+        duespark_jobs::backups::BackupSettings {
+            dir: self.backup_dir.clone(),
+            s3: self.backup_s3.clone(),
+            pg_bin_dir: self.pg_bin_dir.clone(),
+            retention: std::time::Duration::from_secs(
+                u64::from(self.backup_retention_days) * 24 * 3600,
+            ),
+            rpo: duespark_jobs::backups::DEFAULT_RPO,
+        }
     }
 
     /// Builds the SES (SNS) settings for the API.
@@ -484,6 +545,33 @@ mod tests {
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(config.worker_metrics_bind.to_string(), "127.0.0.1:9464");
         assert!(config.smtp_url.is_none());
+    }
+
+    #[test]
+    fn backup_settings_are_checked() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(defaults.backup_retention_days, 30);
+        assert!(defaults.backup_s3.is_none());
+
+        for days in ["0", "3651", "thirty"] {
+            let error = config(&[("BACKUP_RETENTION_DAYS", days)]).unwrap_err();
+            assert_eq!(error.variable, "BACKUP_RETENTION_DAYS", "{days}");
+        }
+        for url in ["https://bucket/x", "s3://", "bucket/prefix"] {
+            let error = config(&[("BACKUP_S3_URL", url)]).unwrap_err();
+            assert_eq!(error.variable, "BACKUP_S3_URL", "{url}");
+        }
+
+        let with_s3 = config(&[
+            ("BACKUP_S3_URL", "s3://backups/duespark"),
+            ("AWS_SECRET_ACCESS_KEY", "never-shown-secret"),
+            ("AWS_ACCESS_KEY_ID", "key"),
+            ("AWS_REGION", "eu-west-1"),
+        ])
+        .unwrap();
+        let settings = with_s3.backup_settings();
+        assert_eq!(settings.s3.as_ref().unwrap().url(), "s3://backups/duespark");
+        assert!(!format!("{with_s3:?} {settings:?}").contains("never-shown-secret"));
     }
 
     #[test]

@@ -98,15 +98,7 @@ async fn backup_through_the_api_shows_in_metrics() {
         .await;
     assert_eq!(job["status"], "done", "{job}");
 
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for series in [
         "duespark_backup_last_success_timestamp_seconds{location=\"local\"}",
         "duespark_backup_last_verified_timestamp_seconds{location=\"local\"}",

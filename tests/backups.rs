@@ -143,7 +143,9 @@ async fn backup_and_verification_are_recorded() {
     let (pool, url, _dir, backup) = seeded_backup().await;
     let report = verify(&backup.path, None, &url).await;
 
-    let backup_id = record_backup(&pool, "local", &backup).await.unwrap();
+    let backup_id = record_backup(&pool, "local", &backup.path.to_string_lossy(), &backup)
+        .await
+        .unwrap();
     let verification_id = record_verification(&pool, &report).await.unwrap();
 
     let (sha256, size): (String, i64) =
@@ -418,4 +420,40 @@ async fn concurrent_verifications_both_pass() {
     assert!(first.ok, "first report: {first:#?}");
     assert!(second.ok, "second report: {second:#?}");
     assert!(scratch_databases(&pool).await.is_empty());
+}
+
+#[tokio::test]
+async fn hung_pg_dump_is_stopped_at_its_timeout() {
+    // A stand-in pg_dump that never finishes, as one blocked on a lock would: the real program
+    // cannot be made to hang on demand.
+    let bin = tempfile::tempdir().unwrap();
+    let fake = bin.path().join("pg_dump");
+    std::fs::write(&fake, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let started = std::time::Instant::now();
+    let error = duespark_jobs::backups::create_backup_within(
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        dir.path(),
+        Some(bin.path()),
+        Duration::from_secs(1),
+    )
+    .await
+    .expect_err("the dump times out");
+
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        error.to_string().contains("did not finish within 1 s"),
+        "{error}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "no partial or final file is left: {left:?}"
+    );
 }

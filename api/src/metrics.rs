@@ -177,7 +177,7 @@ async fn collect_backups(state: &AppState, registry: &mut Registry) -> Result<()
         SELECT b.location,
                extract(epoch FROM max(b.created_at))::float8,
                (SELECT extract(epoch FROM max(v.finished_at))::float8 FROM backup_verifications v
-                 JOIN backups vb ON vb.path = v.backup_path WHERE v.ok AND vb.location = b.location),
+                 WHERE v.ok AND v.location = b.location),
                (SELECT nb.size_bytes FROM backups nb WHERE nb.location = b.location ORDER BY nb.created_at DESC LIMIT 1)
         FROM backups b
         GROUP BY b.location

@@ -22,8 +22,6 @@ pub struct JobContext {
     pub stripe: crate::stripe::client::StripeClient,
     /// The Stripe mode this deployment applies (`STRIPE_LIVEMODE`).
     pub stripe_livemode: bool,
-    /// Folder of local backups (`BACKUP_DIR`).
-    pub backup_dir: std::path::PathBuf,
-    /// Folder of `pg_dump` and `pg_restore`. `None` searches `PATH`.
-    pub pg_bin_dir: Option<std::path::PathBuf>,
+    /// Backup locations, retention and the PostgreSQL tools' folder.
+    pub backups: crate::backups::BackupSettings,
 }

@@ -38,6 +38,7 @@ pub async fn run_job(ctx: &JobContext, job: &JobMeta, payload: &Value) -> Result
             crate::bounces::postmark::process_email_event(ctx, payload.email_event_id).await
         }
         kinds::BACKUP_DATABASE => crate::backups::job::run_backup(ctx).await,
+        kinds::VERIFY_BACKUPS => crate::backups::job::run_verify(ctx).await,
         kinds::NOOP => run_noop(job, payload).await,
         other => Err(JobError::permanent(format!("unknown job kind {other:?}"))),
     }

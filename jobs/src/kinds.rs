@@ -42,12 +42,14 @@ pub const SWEEP_PAYMENTS: &str = "stripe.sweep";
 pub const RECONCILE_STRIPE_EVENTS: &str = "stripe.reconcile";
 /// Applies one stored bounce or complaint notification.
 pub const PROCESS_BOUNCE: &str = "bounce.process";
-/// Takes a database backup and verifies it.
+/// Takes a database backup, uploads it, verifies it in each location and applies retention.
 pub const BACKUP_DATABASE: &str = "backup.run";
+/// Verifies the newest backup in each location.
+pub const VERIFY_BACKUPS: &str = "backup.verify";
 /// Does nothing: for benchmarks and smoke tests.
 pub const NOOP: &str = "noop";
 
-const KINDS: [KindSpec; 9] = [
+const KINDS: [KindSpec; 10] = [
     KindSpec {
         name: SEND_REMINDER,
         queue: queues::REMINDERS,
@@ -106,6 +108,14 @@ const KINDS: [KindSpec; 9] = [
     },
     KindSpec {
         name: BACKUP_DATABASE,
+        queue: queues::BACKUPS,
+        max_attempts: 3,
+        timeout: Duration::from_secs(4 * 3600),
+        backoff_base: Duration::from_secs(60),
+        backoff_cap: Duration::from_secs(1800),
+    },
+    KindSpec {
+        name: VERIFY_BACKUPS,
         queue: queues::BACKUPS,
         max_attempts: 3,
         timeout: Duration::from_secs(4 * 3600),

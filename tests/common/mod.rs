@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod s3;
 pub mod smtp;
 
 use std::collections::BTreeMap;
@@ -91,6 +92,8 @@ pub struct TestOptions {
     /// Base URL of a Stripe stand-in; sets a test API key and `STRIPE_RATE_PER_SECOND` too.
     pub stripe_api_base: Option<String>,
     pub stripe_rate_per_second: f64,
+    /// S3-compatible storage for backups, such as a bucket of [`s3::S3Server`].
+    pub backup_s3: Option<duespark_jobs::backups::S3Location>,
 }
 
 impl Default for TestOptions {
@@ -103,6 +106,7 @@ impl Default for TestOptions {
             concurrency: 4,
             stripe_api_base: None,
             stripe_rate_per_second: 100.0,
+            backup_s3: None,
         }
     }
 }
@@ -164,6 +168,7 @@ impl TestApp {
             "duespark-test-backups-{}",
             uuid::Uuid::new_v4().simple()
         ));
+        config.backup_s3 = options.backup_s3.clone();
         if let Some(base) = &options.stripe_api_base {
             config.stripe_api_base = url::Url::parse(base).expect("the stand-in URL parses");
             config.stripe_api_key = Some(secrecy::SecretString::from(
@@ -216,6 +221,7 @@ impl TestApp {
                     payment_sweep_interval: None,
                     stripe_reconcile_interval: None,
                     backup_interval: None,
+                    backup_verify_interval: None,
                     ..WorkerConfig::default()
                 },
             };
@@ -236,6 +242,18 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Scrapes `/metrics` in the classic text format.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("the metrics route answers")
+            .text()
+            .await
+            .expect("the metrics body is text")
     }
 
     pub fn token(&self, scopes: &[Scope]) -> String {

@@ -31,6 +31,9 @@ pub struct WorkerConfig {
     pub stripe_reconcile_interval: Option<Duration>,
     /// How often a database backup is taken and verified; `None` turns it off in this process.
     pub backup_interval: Option<Duration>,
+    /// How often the newest backup in each location is verified, at half an interval after each
+    /// backup slot; `None` turns it off in this process.
+    pub backup_verify_interval: Option<Duration>,
     /// How long finished jobs are kept; `None` turns retention off in this process.
     pub retention: Option<RetentionPolicy>,
     /// Replaces every kind's first retry delay, for tests and local runs that cannot wait.
@@ -57,6 +60,7 @@ impl Default for WorkerConfig {
             payment_sweep_interval: Some(Duration::from_secs(3600)),
             stripe_reconcile_interval: Some(Duration::from_secs(24 * 3600)),
             backup_interval: Some(Duration::from_secs(24 * 3600)),
+            backup_verify_interval: Some(Duration::from_secs(24 * 3600)),
             retention: Some(RetentionPolicy::default()),
             backoff_base_override: None,
         }

@@ -1,6 +1,8 @@
 //! Periodic schedules: each worker process enqueues the due runs of periodic jobs. An idempotency
 //! key per time slot makes the enqueue happen once per slot however many processes run.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use duespark_jobs::kinds;
 use duespark_queue::{JobStore, NewJob, QueueError};
@@ -14,21 +16,29 @@ use crate::Runtime;
 pub async fn enqueue_due_schedules(
     store: &JobStore,
     now: DateTime<Utc>,
-    interval: std::time::Duration,
+    interval: Duration,
 ) -> Result<bool, QueueError> {
-    enqueue_slot_job(store, kinds::SCHEDULE_REMINDERS, now, interval).await
+    enqueue_slot_job(
+        store,
+        kinds::SCHEDULE_REMINDERS,
+        now,
+        interval,
+        Duration::ZERO,
+    )
+    .await
 }
 
 /// Enqueues one run of a periodic kind per time slot: the slot's start is in the idempotency key,
-/// so every process may try and only the first creates the job.
+/// so every process may try and only the first creates the job. Slots start `offset` after the
+/// multiples of `interval` since the Unix epoch.
 async fn enqueue_slot_job(
     store: &JobStore,
     kind: &str,
     now: DateTime<Utc>,
-    interval: std::time::Duration,
+    interval: Duration,
+    offset: Duration,
 ) -> Result<bool, QueueError> {
-    let interval_secs = i64::try_from(interval.as_secs().max(1)).unwrap_or(300);
-    let slot = now.timestamp() / interval_secs * interval_secs;
+    let slot = slot_start(now.timestamp(), interval, offset);
     let spec = kinds::spec(kind).expect("periodic kinds are registered");
     let job = NewJob::new(spec.queue, spec.name, serde_json::json!({}))
         .max_attempts(spec.max_attempts)
@@ -36,23 +46,40 @@ async fn enqueue_slot_job(
     Ok(store.enqueue(job).await?.created)
 }
 
+/// Start (Unix seconds) of the slot that contains `now`.
+fn slot_start(now: i64, interval: Duration, offset: Duration) -> i64 {
+    let interval = i64::try_from(interval.as_secs().max(1)).unwrap_or(300);
+    let offset = i64::try_from(offset.as_secs()).unwrap_or(0) % interval;
+    (now - offset).div_euclid(interval) * interval + offset
+}
+
 /// Runs the periodic schedules until shutdown, each starting at once: the reminder scheduler,
-/// the payment sync sweep, Stripe reconciliation and the database backup (each enqueued once per
-/// time slot across processes), and retention every hour.
+/// the payment sync sweep, Stripe reconciliation, the database backup and the backup verification
+/// (each enqueued once per time slot across processes), and retention every hour. The verification
+/// slots start half an interval after the backup slots, so it checks a backup some hours old and
+/// finds a day without a new backup.
 pub(crate) async fn run_schedules(runtime: Runtime, shutdown: CancellationToken) {
     let mut tasks = tokio::task::JoinSet::new();
+    let config = &runtime.config;
     let periodic = [
-        (runtime.config.scheduler_interval, kinds::SCHEDULE_REMINDERS),
-        (runtime.config.payment_sweep_interval, kinds::SWEEP_PAYMENTS),
+        (config.scheduler_interval, kinds::SCHEDULE_REMINDERS, false),
+        (config.payment_sweep_interval, kinds::SWEEP_PAYMENTS, false),
         (
-            runtime.config.stripe_reconcile_interval,
+            config.stripe_reconcile_interval,
             kinds::RECONCILE_STRIPE_EVENTS,
+            false,
         ),
-        (runtime.config.backup_interval, kinds::BACKUP_DATABASE),
+        (config.backup_interval, kinds::BACKUP_DATABASE, false),
+        (config.backup_verify_interval, kinds::VERIFY_BACKUPS, true),
     ];
-    for (interval, kind) in periodic {
+    for (interval, kind, half_offset) in periodic {
         let Some(interval) = interval else {
             continue;
+        };
+        let offset = if half_offset {
+            interval / 2
+        } else {
+            Duration::ZERO
         };
         let store = runtime.ctx.store.clone();
         let clock = runtime.ctx.clock.clone();
@@ -60,7 +87,7 @@ pub(crate) async fn run_schedules(runtime: Runtime, shutdown: CancellationToken)
             let store = store.clone();
             let now = clock.now();
             async move {
-                match enqueue_slot_job(&store, kind, now, interval).await {
+                match enqueue_slot_job(&store, kind, now, interval, offset).await {
                     Ok(true) => info!(job.kind = kind, "periodic job enqueued"),
                     Ok(false) => {}
                     Err(error) => {
@@ -73,7 +100,7 @@ pub(crate) async fn run_schedules(runtime: Runtime, shutdown: CancellationToken)
     if let Some(policy) = runtime.config.retention {
         let store = runtime.ctx.store.clone();
         tasks.spawn(every(
-            std::time::Duration::from_secs(3600),
+            Duration::from_secs(3600),
             shutdown.clone(),
             move || {
                 let store = store.clone();
@@ -93,7 +120,7 @@ pub(crate) async fn run_schedules(runtime: Runtime, shutdown: CancellationToken)
 }
 
 /// Calls `action` at once and then at every `interval` until shutdown.
-async fn every<F, Fut>(interval: std::time::Duration, shutdown: CancellationToken, mut action: F)
+async fn every<F, Fut>(interval: Duration, shutdown: CancellationToken, mut action: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -106,5 +133,25 @@ where
             () = shutdown.cancelled() => return,
         }
         action().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_start_with_offset() {
+        let day = Duration::from_secs(86_400);
+        // 2026-12-04T00:00:00Z and 08:00.
+        let midnight = 1_796_342_400;
+        let now = midnight + 8 * 3600;
+        assert_eq!(slot_start(now, day, Duration::ZERO), midnight);
+        // Before noon, the verification slot is the one that started at noon the day before.
+        assert_eq!(slot_start(now, day, day / 2), midnight - 12 * 3600);
+        assert_eq!(
+            slot_start(now + 5 * 3600, day, day / 2),
+            midnight + 12 * 3600
+        );
     }
 }

@@ -8,12 +8,16 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{BackupError, DatabaseUrl, find_tool, format_name_timestamp};
+use super::{BackupError, DatabaseUrl, find_tool, format_name_timestamp, output_within};
+
+/// Maximum run time of `pg_dump`: half the RTO of 4 hours, so a hung dump cannot block the job.
+pub const DUMP_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
 
 /// A backup file written by [`create_backup`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,11 +33,22 @@ pub struct BackupFile {
 /// Dumps the database at `database_url` into `dir` and writes its checksum sidecar.
 ///
 /// `pg_dump` is taken from `pg_bin_dir` when it contains one, otherwise from `PATH`. Fails with
-/// [`BackupError::AlreadyExists`] rather than overwrite a backup created in the same second.
+/// [`BackupError::AlreadyExists`] rather than overwrite a backup created in the same second, and
+/// with [`BackupError::TimedOut`] when `pg_dump` runs longer than [`DUMP_TIMEOUT`].
 pub async fn create_backup(
     database_url: &str,
     dir: &Path,
     pg_bin_dir: Option<&Path>,
+) -> Result<BackupFile, BackupError> {
+    create_backup_within(database_url, dir, pg_bin_dir, DUMP_TIMEOUT).await
+}
+
+/// [`create_backup`] with another limit on the time `pg_dump` may run.
+pub async fn create_backup_within(
+    database_url: &str,
+    dir: &Path,
+    pg_bin_dir: Option<&Path>,
+    timeout: Duration,
 ) -> Result<BackupFile, BackupError> {
     let url = DatabaseUrl::parse(database_url)?;
     let created_at = Utc::now().trunc_subsecs(0);
@@ -42,7 +57,7 @@ pub async fn create_backup(
     let temp_path = dir.join(format!(".{name}.{}.partial", std::process::id()));
     tracing::info!(database = %url.redacted(), path = %final_path.display(), "backup started");
 
-    if let Err(error) = run_pg_dump(&url, &temp_path, pg_bin_dir).await {
+    if let Err(error) = run_pg_dump(&url, &temp_path, pg_bin_dir, timeout).await {
         let _ = tokio::fs::remove_file(&temp_path).await;
         tracing::error!(database = %url.redacted(), error = %error, "backup failed");
         return Err(error);
@@ -71,20 +86,25 @@ async fn run_pg_dump(
     url: &DatabaseUrl,
     output: &Path,
     pg_bin_dir: Option<&Path>,
+    timeout: Duration,
 ) -> Result<(), BackupError> {
     let program = find_tool("pg_dump", pg_bin_dir);
-    let result = url
-        .command(&program)
+    let mut command = url.command(&program);
+    command
         .arg("--format=custom")
         .arg("--file")
         .arg(output)
         .arg("--dbname")
-        .arg(url.dbname_argument())
-        .output()
+        .arg(url.dbname_argument());
+    let result = output_within(&mut command, timeout)
         .await
         .map_err(|source| BackupError::ToolNotFound {
             tool: program.display().to_string(),
             source,
+        })?
+        .ok_or_else(|| BackupError::TimedOut {
+            tool: "pg_dump".to_string(),
+            timeout,
         })?;
     if !result.status.success() {
         return Err(BackupError::ToolFailed {

@@ -1,62 +1,64 @@
-//! The `backup.run` job: a backup into the backup folder, then its verification, both recorded.
-//! It runs daily from the worker's schedule and on request through the API.
+//! The `backup.run` job (a backup, its upload, verification in each location and retention) and the
+//! `backup.verify` job (the newest backup in each location). Both run daily from the worker's
+//! schedule; `backup.run` also on request through the API.
 
 use sqlx::ConnectOptions;
 use tracing::info;
 
-use super::{DEFAULT_RPO, create_backup, record_backup, record_verification, verify_backup};
+use super::run::{backup_and_verify, verify_newest};
 use crate::context::JobContext;
 use crate::outcome::JobError;
 
-/// Takes and verifies one backup. A failed verification is permanent for this run and names the
-/// check; the next scheduled run tries again.
+/// Takes and verifies one backup. A failed upload, verification or retention is permanent for this
+/// run and names its cause; the next scheduled run tries again.
 pub async fn run_backup(ctx: &JobContext) -> Result<(), JobError> {
-    // The pool's own connection settings, so the backup reads the database the platform uses.
-    let database_url = libpq_url(ctx.pool.connect_options().to_url_lossy());
-    let dir = &ctx.backup_dir;
-    tokio::fs::create_dir_all(dir).await.map_err(|error| {
-        JobError::permanent(format!(
-            "failed to create the backup folder {}: {error}",
-            dir.display()
-        ))
-    })?;
-
-    let previous: Option<i64> = sqlx::query_scalar(
-        r#"
-        SELECT b.size_bytes FROM backups b
-        WHERE EXISTS (SELECT 1 FROM backup_verifications v WHERE v.backup_path = b.path AND v.ok)
-        ORDER BY b.created_at DESC LIMIT 1
-        "#,
-    )
-    .fetch_optional(&ctx.pool)
-    .await?;
-
-    let file = create_backup(&database_url, dir, ctx.pg_bin_dir.as_deref())
+    let database_url = database_url(ctx);
+    let run = backup_and_verify(&ctx.pool, &database_url, &ctx.backups)
         .await
         .map_err(|error| JobError::retryable(format!("the backup failed: {error}")))?;
-    record_backup(&ctx.pool, "local", &file).await?;
-
-    let report = verify_backup(
-        &file.path,
-        previous.and_then(|size| u64::try_from(size).ok()),
-        &database_url,
-        ctx.pg_bin_dir.as_deref(),
-        DEFAULT_RPO,
-    )
-    .await;
-    record_verification(&ctx.pool, &report).await?;
-    match report.failed_check() {
+    match run.failure() {
         None => {
-            info!(path = %file.path.display(), size_bytes = file.size_bytes, "backup written and verified");
+            info!(
+                path = %run.backup.path.display(),
+                size_bytes = run.backup.size_bytes,
+                uploaded = run.uploaded.as_deref().unwrap_or("no"),
+                "backup written and verified"
+            );
             Ok(())
         }
-        Some(check) => Err(JobError::permanent(format!(
-            "backup {} failed verification at check {}: {}",
-            file.path.display(),
-            check.name,
-            check.reason.as_deref().unwrap_or("no reason given")
-        ))),
+        Some(failure) => Err(JobError::permanent(failure)),
     }
+}
+
+/// Verifies the newest backup in each location. A failure names the location's backup and check.
+pub async fn run_verify(ctx: &JobContext) -> Result<(), JobError> {
+    let database_url = database_url(ctx);
+    let reports = verify_newest(&ctx.pool, &database_url, &ctx.backups).await;
+    let failures: Vec<String> = reports
+        .iter()
+        .filter_map(|report| {
+            report.failed_check().map(|check| {
+                format!(
+                    "{} backup {} failed check {}: {}",
+                    report.location,
+                    report.file.display(),
+                    check.name,
+                    check.reason.as_deref().unwrap_or("no reason given")
+                )
+            })
+        })
+        .collect();
+    if failures.is_empty() {
+        info!(locations = reports.len(), "newest backups verified");
+        Ok(())
+    } else {
+        Err(JobError::permanent(failures.join("; ")))
+    }
+}
+
+/// Returns the pool's own connection URL, so the backup reads the database the platform uses.
+fn database_url(ctx: &JobContext) -> String {
+    libpq_url(ctx.pool.connect_options().to_url_lossy())
 }
 
 /// Keeps only the query parameters libpq understands: sqlx adds its own (such as

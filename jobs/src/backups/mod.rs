@@ -2,8 +2,10 @@
 //! verifying them (down to a real restore into a scratch database) and recording both in the
 //! `backups` and `backup_verifications` tables.
 //!
-//! This module owns the backup files in one local folder. Upload to S3-compatible storage,
-//! retention and the scheduling of the backup and verification jobs live elsewhere.
+//! A run ([`run`]) writes the backup into the local folder, uploads it to S3-compatible storage
+//! when configured ([`s3`]), verifies the newest backup in each location ([`location`]) and applies
+//! retention there ([`retention`]). The `backup.run` and `backup.verify` jobs ([`job`]) and the
+//! `duespark backup` and `verify-backup` commands use the same functions.
 //!
 //! Database URLs may contain a password. Every message built here shows the URL with the password
 //! replaced by `***`, and the PostgreSQL tools receive the password in `PGPASSWORD`, not on their
@@ -12,15 +14,25 @@
 pub mod archive;
 pub mod dump;
 pub mod job;
+pub mod location;
+pub mod retention;
+pub mod run;
+pub mod s3;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::process::Command;
 
-pub use dump::{BackupFile, create_backup, write_checksum_sidecar};
+pub use dump::{BackupFile, create_backup, create_backup_within, write_checksum_sidecar};
+pub use location::Location;
+pub use retention::DEFAULT_RETENTION;
+pub use run::{BackupRun, BackupSettings};
+pub use s3::S3Location;
 pub use verify::{CheckResult, CheckStatus, DEFAULT_RPO, VerifyReport, verify_backup};
 
 /// Errors of creating a backup.
@@ -42,6 +54,10 @@ pub enum BackupError {
         status: std::process::ExitStatus,
         stderr: String,
     },
+    #[error("{tool} did not finish within {} s and was stopped", timeout.as_secs())]
+    TimedOut { tool: String, timeout: Duration },
+    #[error("the backup was written but could not be recorded: {0}")]
+    Record(#[source] sqlx::Error),
     #[error("backup file {0} already exists; wait a second and retry")]
     AlreadyExists(PathBuf),
     #[error("I/O error on {path}: {source}")]
@@ -173,10 +189,24 @@ pub(crate) fn find_tool(name: &str, pg_bin_dir: Option<&Path>) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Inserts a row into `backups` for a file written by [`create_backup`] and returns its id.
+/// Runs `command` to completion and returns its output, or `None` when it did not finish within
+/// `timeout`; the process is then killed (the commands built here have `kill_on_drop`).
+pub(crate) async fn output_within(
+    command: &mut Command,
+    timeout: Duration,
+) -> std::io::Result<Option<Output>> {
+    match tokio::time::timeout(timeout, command.kill_on_drop(true).output()).await {
+        Ok(output) => output.map(Some),
+        Err(_elapsed) => Ok(None),
+    }
+}
+
+/// Inserts a row into `backups` for `backup` stored at `path` in `location` (`local` or `s3`) and
+/// returns its id.
 pub async fn record_backup(
     pool: &PgPool,
     location: &str,
+    path: &str,
     backup: &BackupFile,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
@@ -187,7 +217,7 @@ pub async fn record_backup(
         "#,
     )
     .bind(location)
-    .bind(backup.path.to_string_lossy().as_ref())
+    .bind(path)
     .bind(i64::try_from(backup.size_bytes).unwrap_or(i64::MAX))
     .bind(&backup.sha256)
     .bind(backup.created_at)
@@ -201,11 +231,12 @@ pub async fn record_verification(pool: &PgPool, report: &VerifyReport) -> Result
         .expect("check results serialise to JSON: they contain only strings and enums");
     sqlx::query_scalar(
         r#"
-        INSERT INTO backup_verifications (backup_path, started_at, finished_at, ok, checks)
-        VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO backup_verifications (location, backup_path, started_at, finished_at, ok, checks)
+        VALUES ($1, $2, $3, $4, $5, $6)
         RETURNING id
         "#,
     )
+    .bind(&report.location)
     .bind(report.file.to_string_lossy().as_ref())
     .bind(report.started_at)
     .bind(report.finished_at)

@@ -15,10 +15,24 @@ use sqlx::{Connection, PgConnection};
 
 use super::archive::{HEADER_PREFIX_LEN, check_header, parse_pg_restore_major};
 use super::dump::{sha256_file, sidecar_path};
-use super::{DatabaseUrl, find_tool, parse_name_timestamp};
+use super::{DatabaseUrl, find_tool, output_within, parse_name_timestamp};
 
 /// Default recovery point objective: the newest backup must be younger than this.
 pub const DEFAULT_RPO: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Maximum run time of `pg_restore --list`, which reads only the table of contents.
+pub const LIST_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Maximum run time of the scratch restore: half the RTO of 4 hours.
+pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
+
+/// Prefix of scratch databases. The name goes on with the creation time in Unix seconds and a
+/// random part: `duespark_verify_<secs>_<hex>`.
+const SCRATCH_PREFIX: &str = "duespark_verify_";
+
+/// Scratch databases older than this are left over from a verification that was stopped before its
+/// cleanup (a killed process, a job timeout) and are dropped by the next verification.
+const STALE_SCRATCH_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// Tables that every backup of the platform must contain, with row counts compared after restore.
 pub const MAIN_TABLES: [&str; 4] = ["accounts", "clients", "invoices", "reminders"];
@@ -48,6 +62,9 @@ pub struct CheckResult {
 /// Results of all checks of one backup file; `ok` is true when every check passed.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
+    /// The location's name: `local` or `s3`.
+    pub location: String,
+    /// The backup as named in its location: a file path, or an `s3://` URL for S3.
     pub file: PathBuf,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
@@ -56,6 +73,37 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// Builds the report of a backup that could not be read at all: `check` fails with `reason`
+    /// and the other checks are skipped.
+    pub fn failed_before_checks(
+        location: &str,
+        file: impl Into<PathBuf>,
+        check: &str,
+        reason: String,
+    ) -> Self {
+        let now = Utc::now();
+        let checks = CHECK_NAMES
+            .iter()
+            .map(|name| CheckResult {
+                name: (*name).to_string(),
+                status: if *name == check {
+                    CheckStatus::Fail
+                } else {
+                    CheckStatus::Skipped
+                },
+                reason: (*name == check).then(|| reason.clone()),
+            })
+            .collect();
+        VerifyReport {
+            location: location.to_string(),
+            file: file.into(),
+            started_at: now,
+            finished_at: now,
+            checks,
+            ok: false,
+        }
+    }
+
     /// Returns the first failed check, if any.
     pub fn failed_check(&self) -> Option<&CheckResult> {
         self.checks
@@ -122,6 +170,7 @@ pub async fn verify_backup(
     }
 
     let report = VerifyReport {
+        location: "local".to_string(),
         file: file.to_path_buf(),
         started_at,
         finished_at: Utc::now(),
@@ -269,13 +318,17 @@ impl Verification<'_> {
 
     async fn check_list(&self) -> CheckOutcome {
         let program = find_tool("pg_restore", self.pg_bin_dir);
-        let output = tokio::process::Command::new(&program)
-            .arg("--list")
-            .arg(self.file)
-            .kill_on_drop(true)
-            .output()
+        let mut command = tokio::process::Command::new(&program);
+        command.arg("--list").arg(self.file);
+        let output = output_within(&mut command, LIST_TIMEOUT)
             .await
-            .map_err(|error| format!("failed to run {}: {error}", program.display()))?;
+            .map_err(|error| format!("failed to run {}: {error}", program.display()))?
+            .ok_or_else(|| {
+                format!(
+                    "pg_restore --list did not finish within {} s",
+                    LIST_TIMEOUT.as_secs()
+                )
+            })?;
         if !output.status.success() {
             return Err(format!(
                 "pg_restore --list failed with {}: {}",
@@ -313,14 +366,19 @@ impl Verification<'_> {
                 )
             })?;
 
-        let scratch = format!("duespark_verify_{}", uuid::Uuid::new_v4().simple());
+        drop_stale_scratch_databases(&mut live).await;
+        let scratch = format!(
+            "{SCRATCH_PREFIX}{}_{}",
+            Utc::now().timestamp(),
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {scratch}")))
             .execute(&mut live)
             .await
             .map_err(|error| format!("cannot create scratch database {scratch}: {error}"))?;
 
-        // NOTE: a caller that drops this future (a timeout, a shutdown) skips the DROP below, so the
-        // scratch database stays. Its `duespark_verify_` prefix lets an operator find it.
+        // A caller that drops this future (a job timeout, a shutdown) skips the DROP below; the next
+        // verification drops the scratch database once it is a day old.
         let scratch_url = live_url.with_database(&scratch);
         let outcome = self.restore_and_compare(&mut live, &scratch_url).await;
 
@@ -347,14 +405,20 @@ impl Verification<'_> {
         scratch_url: &DatabaseUrl,
     ) -> Result<String, String> {
         let program = find_tool("pg_restore", self.pg_bin_dir);
-        let output = scratch_url
-            .command(&program)
+        let mut command = scratch_url.command(&program);
+        command
             .args(["--exit-on-error", "--no-owner", "--no-acl", "--dbname"])
             .arg(scratch_url.dbname_argument())
-            .arg(self.file)
-            .output()
+            .arg(self.file);
+        let output = output_within(&mut command, RESTORE_TIMEOUT)
             .await
-            .map_err(|error| format!("failed to run {}: {error}", program.display()))?;
+            .map_err(|error| format!("failed to run {}: {error}", program.display()))?
+            .ok_or_else(|| {
+                format!(
+                    "pg_restore did not finish within {} s",
+                    RESTORE_TIMEOUT.as_secs()
+                )
+            })?;
         if !output.status.success() {
             return Err(format!(
                 "pg_restore failed with {}: {}",
@@ -370,6 +434,56 @@ impl Verification<'_> {
         let _ = scratch.close().await;
         compared
     }
+}
+
+/// Drops scratch databases whose name says they were created more than [`STALE_SCRATCH_AGE`] ago.
+/// Verifications running now are younger, so concurrent runs never drop each other's database.
+async fn drop_stale_scratch_databases(live: &mut PgConnection) {
+    let names: Vec<String> =
+        match sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+            .bind(SCRATCH_PREFIX)
+            .fetch_all(&mut *live)
+            .await
+        {
+            Ok(names) => names,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list scratch databases");
+                return;
+            }
+        };
+    let now = Utc::now().timestamp();
+    for name in names {
+        if !scratch_is_stale(&name, now) {
+            continue;
+        }
+        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut *live)
+        .await;
+        match dropped {
+            Ok(_) => tracing::info!(database = %name, "dropped a stale scratch database"),
+            Err(error) => {
+                tracing::warn!(database = %name, %error, "cannot drop a stale scratch database")
+            }
+        }
+    }
+}
+
+/// Returns whether scratch database `name` (`duespark_verify_<secs>_<hex>`) is older than
+/// [`STALE_SCRATCH_AGE`] at `now` (Unix seconds). Names without a time are never stale.
+fn scratch_is_stale(name: &str, now: i64) -> bool {
+    let Some(rest) = name.strip_prefix(SCRATCH_PREFIX) else {
+        return false;
+    };
+    let Some((secs, random)) = rest.split_once('_') else {
+        return false;
+    };
+    if !random.chars().all(|c| c.is_ascii_hexdigit()) {
+        return false;
+    }
+    secs.parse::<i64>()
+        .is_ok_and(|created| now - created > STALE_SCRATCH_AGE.as_secs() as i64)
 }
 
 /// Compares the row counts of [`MAIN_TABLES`]: a restored table must have rows when the live table
@@ -477,6 +591,26 @@ mod tests {
         let listing = parse_listing(LISTING);
         assert_eq!(listing.toc_entries, 12);
         assert_eq!(listing.tables, vec!["invoices", "accounts"]);
+    }
+
+    #[test]
+    fn only_day_old_scratch_databases_are_stale() {
+        let now = 1_800_000_000;
+        assert!(scratch_is_stale(
+            "duespark_verify_1799900000_ab12cd34ef56",
+            now
+        ));
+        assert!(!scratch_is_stale(
+            "duespark_verify_1799990000_ab12cd34ef56",
+            now
+        ));
+        // Older names carry no time; other databases are never touched.
+        assert!(!scratch_is_stale(
+            "duespark_verify_0f3c9a7e2b1d4c5e8f6a7b8c9d0e1f2a",
+            now
+        ));
+        assert!(!scratch_is_stale("duespark_verify_1_x\"; DROP", now));
+        assert!(!scratch_is_stale("duespark", now));
     }
 
     #[test]

@@ -88,6 +88,13 @@ pub async fn process_event(ctx: &JobContext, event_id: &str) -> Result<(), JobEr
         info!(stripe.event = event_id, %event_type, "Stripe event matches no invoice");
         return Ok(());
     };
+    // Lock the invoice before anything refers to it. Inserting a link takes a key-share lock on
+    // the invoice row, and two events that both held one and then asked for the update lock in
+    // `apply_effect` deadlocked.
+    sqlx::query("SELECT 1 FROM invoices WHERE id = $1 FOR UPDATE")
+        .bind(&invoice_id)
+        .execute(&mut *tx)
+        .await?;
     if let Some(mismatch) = currency_mismatch(&mut tx, &invoice_id, object).await? {
         finish(&mut tx, event_id, "unmatched", &mismatch, Some(&invoice_id)).await?;
         tx.commit().await?;
