@@ -3,7 +3,13 @@
 
 Checks:
 - every service's build context, Dockerfile, env_file and bind-mount source exists;
+- every named volume that a service mounts is declared under the top-level `volumes`;
+- every published port listens on 127.0.0.1 only;
 - every depends_on entry names a service of the file;
+- a Prometheus service (image prom/prometheus, or any service that bind-mounts a file at the path
+  of --config.file, /etc/prometheus/prometheus.yml by default) mounts its configuration, scrapes
+  only `service:port` targets where the service exists and lists the port under `ports` or
+  `expose`, and has its rule files mounted too;
 - services built from this repository run a `duespark` subcommand that README.md names
   (in a code span or code block, such as `duespark migrate`);
 - the Dockerfile's COPY sources exist, its build stage copies every workspace member named in
@@ -13,6 +19,7 @@ Prints each problem and exits with status 1 if there is any. Needs PyYAML.
 """
 
 import json
+import posixpath
 import re
 import shlex
 import sys
@@ -32,9 +39,13 @@ def main():
         problems.append("docker-compose.yml defines no services")
 
     subcommands = readme_subcommands()
+    declared_volumes = set(compose.get("volumes") or {})
     dockerfiles = set()
     for name, service in services.items():
         problems += check_service(name, service, services, subcommands, dockerfiles)
+        problems += check_named_volumes(name, service, declared_volumes)
+        problems += check_published_ports(name, service)
+        problems += check_prometheus(name, service, services)
     for dockerfile in sorted(dockerfiles):
         problems += check_dockerfile(dockerfile)
 
@@ -110,6 +121,95 @@ def bind_mount_source(volume):
         return volume.get("source") if volume.get("type") == "bind" else None
     source = volume.split(":", 1)[0]
     return source if source.startswith((".", "/", "~")) else None
+
+
+def bind_mounts(service):
+    """Return (host path, container path) of each bind mount of a service."""
+    mounts = []
+    for volume in service.get("volumes") or []:
+        source = bind_mount_source(volume)
+        if source is None:
+            continue
+        target = volume.get("target") if isinstance(volume, dict) else volume.split(":")[1]
+        mounts.append((source, target))
+    return mounts
+
+
+def check_named_volumes(name, service, declared_volumes):
+    problems = []
+    for volume in service.get("volumes") or []:
+        if bind_mount_source(volume) is not None:
+            continue
+        if isinstance(volume, dict):
+            source = volume.get("source") if volume.get("type") == "volume" else None
+        else:
+            source = volume.split(":", 1)[0] if ":" in volume else None
+        if source and source not in declared_volumes:
+            problems.append(f"service {name}: named volume {source} is not declared under the top-level volumes")
+    return problems
+
+
+def check_published_ports(name, service):
+    problems = []
+    for port in service.get("ports") or []:
+        if published_host_ip(port) != "127.0.0.1":
+            problems.append(f"service {name}: published port {port!r} does not listen on 127.0.0.1 only. "
+                            "Write it as 127.0.0.1:HOST_PORT:CONTAINER_PORT")
+    return problems
+
+
+def published_host_ip(port):
+    """Return the host address of a published port, or None when it listens on every address."""
+    if isinstance(port, dict):
+        return port.get("host_ip")
+    parts = str(port).split(":")
+    return parts[0] if len(parts) == 3 else None
+
+
+def container_ports(service):
+    """Return the container ports that a service publishes or exposes, as strings."""
+    ports = {str(port) for port in service.get("expose") or []}
+    for port in service.get("ports") or []:
+        target = port.get("target") if isinstance(port, dict) else str(port).rsplit(":", 1)[-1]
+        ports.add(str(target))
+    return {port.split("/", 1)[0] for port in ports}
+
+
+def check_prometheus(name, service, services):
+    """Check that a Prometheus service mounts its configuration and rule files and scrapes services of this file."""
+    command = service.get("command") or []
+    if isinstance(command, str):
+        command = shlex.split(command)
+    config_target = next((arg.split("=", 1)[1] for arg in command if arg.startswith("--config.file=")),
+                         "/etc/prometheus/prometheus.yml")
+    mounts = bind_mounts(service)
+    config_source = next((source for source, target in mounts if target == config_target), None)
+    if config_source is None:
+        if str(service.get("image", "")).startswith("prom/prometheus"):
+            return [f"service {name}: runs Prometheus but mounts no configuration file at {config_target}"]
+        return []
+    if not (ROOT / config_source).is_file():
+        return []
+
+    problems = []
+    config = yaml.safe_load((ROOT / config_source).read_text()) or {}
+    for scrape in config.get("scrape_configs") or []:
+        for static in scrape.get("static_configs") or []:
+            for target in static.get("targets") or []:
+                host, _, port = str(target).rpartition(":")
+                if host not in services:
+                    problems.append(f"service {name}: {config_source} job {scrape.get('job_name')} scrapes "
+                                    f"{target}, but {host!r} is not a service")
+                elif port not in container_ports(services[host]):
+                    problems.append(f"service {name}: {config_source} job {scrape.get('job_name')} scrapes "
+                                    f"{target}, but service {host} lists no port {port} under ports or expose")
+
+    mounted = [target.rstrip("/") for _, target in mounts]
+    for rule_file in config.get("rule_files") or []:
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(config_target), rule_file))
+        if not any(path == target or path.startswith(target + "/") for target in mounted):
+            problems.append(f"service {name}: rule file {path} named in {config_source} is not mounted")
+    return problems
 
 
 def check_dockerfile(dockerfile):

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use duespark_api::AppState;
+use duespark_api::metrics::MetricsSource;
 use duespark_jobs::JobContext;
 use duespark_jobs::email::{Mailer, SendRateLimiter, Templates};
 use duespark_jobs::reminders::schedule::{Clock, SystemClock};
@@ -31,9 +32,13 @@ pub async fn connect(database_url: &str) -> Result<PgPool> {
         .context("failed to connect to the database given by DATABASE_URL")
 }
 
-/// Applies the application's migrations, then the job store's.
+/// Applies the application's migrations, then the job store's. Migrations applied by a newer
+/// release are accepted, so the previous binary still starts after an expand migration
+/// (rollback; see docs/runbook.md).
 pub async fn migrate(pool: &PgPool) -> Result<()> {
-    sqlx::migrate!("./migrations")
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
         .run(pool)
         .await
         .context("failed to apply the application migrations")?;
@@ -165,39 +170,76 @@ async fn wait_for_signal() {
     }
 }
 
-/// Serves a worker process's `/health`, `/health/live` and `/health/ready` on its metrics address.
-pub async fn serve_worker_health(
+/// Serves a worker process's `/health`, `/health/live`, `/health/ready` and `/metrics` (also at
+/// `/metrics_prom`) on its metrics address until `shutdown` is cancelled.
+pub async fn serve_worker_endpoints(
     listener: TcpListener,
     pool: PgPool,
+    metrics: MetricsSource,
+    metrics_token: Option<Arc<str>>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
     use axum::routing::get;
 
     async fn live() -> &'static str {
         "ok"
     }
-    let ready_pool = pool.clone();
     let ready = move || {
-        let pool = ready_pool.clone();
+        let pool = pool.clone();
         async move {
-            match sqlx::query("SELECT 1").execute(&pool).await {
-                Ok(_) => (axum::http::StatusCode::OK, "ok"),
-                Err(_) => (
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "database unreachable",
-                ),
+            let ping = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                sqlx::query("SELECT 1").execute(&pool),
+            )
+            .await;
+            match ping {
+                Ok(Ok(_)) => (StatusCode::OK, "ok"),
+                _ => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
             }
         }
     };
-    // TODO: serve the worker's Prometheus metrics here as well.
+    let scrape = move |headers: HeaderMap| {
+        let metrics = metrics.clone();
+        let token = metrics_token.clone();
+        async move {
+            if let Some(refused) = duespark_api::metrics::check_token(token.as_deref(), &headers) {
+                return refused;
+            }
+            let mut registry = prometheus_client::registry::Registry::with_prefix("duespark");
+            metrics(&mut registry);
+            duespark_api::metrics::encode(&registry, &headers)
+                .unwrap_or_else(IntoResponse::into_response)
+        }
+    };
     let router = Router::new()
         .route("/health", get(live))
         .route("/health/live", get(live))
-        .route("/health/ready", get(ready));
-    info!(address = %listener.local_addr()?, "worker health endpoint listening");
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(scrape.clone()))
+        .route("/metrics_prom", get(scrape));
+    info!(address = %listener.local_addr()?, "worker health and metrics endpoint listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     Ok(())
+}
+
+/// Builds the API's state from the configuration: webhook settings, the metrics token and the
+/// dashboard's cookie policy.
+pub fn api_state(config: &Config, pool: PgPool, secret_key: &[u8]) -> AppState {
+    AppState::new(pool, secret_key)
+        .with_stripe(config.stripe_webhook_secrets(), config.stripe_livemode)
+        .with_postmark(config.postmark_webhooks())
+        .with_ses(config.sns_config())
+        .with_metrics_token(
+            config
+                .metrics_token
+                .as_ref()
+                .map(|token| token.expose_secret().to_string()),
+        )
+        // Browsers keep Secure cookies only over HTTPS, which local development does not use.
+        .with_secure_cookies(config.environment == crate::config::Environment::Production)
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use duespark_api::{AppState, Scope, issue_token};
+use duespark_api::{Scope, issue_token};
 use duespark_worker::{Runtime, WorkerConfig, run_workers};
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -110,7 +111,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
     }
     let config = Config::from_env()?;
-    crate::logging::init(config.log_format);
+    let _logging = crate::logging::init(config.log_format, config.error_tracking());
 
     match cli.command {
         Command::Token {
@@ -130,10 +131,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Api => {
             let pool = app::connect(required_database_url(&config)?).await?;
-            let state = AppState::new(pool, &app::secret_key(&config, &var_dir())?)
-                .with_stripe(config.stripe_webhook_secrets(), config.stripe_livemode)
-                .with_postmark(config.postmark_webhooks())
-                .with_ses(config.sns_config());
+            let state = app::api_state(&config, pool, &app::secret_key(&config, &var_dir())?);
             let listener = bind(config.bind).await?;
             app::serve_api(listener, state, app::shutdown_on_signals()).await
         }
@@ -158,9 +156,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::backup_cmd::verify(&config, &pool, &url, path).await
         }
         Command::Bench(args) => {
-            let pool = app::connect(required_database_url(&config)?).await?;
+            let url = required_database_url(&config)?.to_owned();
+            let pool = app::connect(&url).await?;
             app::migrate(&pool).await?;
-            crate::bench::run(pool, args).await
+            crate::bench::run(pool, &url, args).await
         }
     }
 }
@@ -189,9 +188,19 @@ async fn run_worker_process(
     };
 
     let listener = bind(config.worker_metrics_bind).await?;
-    let health = tokio::spawn(crate::app::serve_worker_health(
+    let metrics_runtime = runtime.clone();
+    let health = tokio::spawn(crate::app::serve_worker_endpoints(
         listener,
         pool,
+        std::sync::Arc::new(
+            move |registry: &mut prometheus_client::registry::Registry| {
+                metrics_runtime.register_metrics(registry)
+            },
+        ),
+        config
+            .metrics_token
+            .as_ref()
+            .map(|token| std::sync::Arc::from(token.expose_secret())),
         shutdown.clone(),
     ));
     run_workers(runtime, shutdown).await;
@@ -276,10 +285,13 @@ async fn run_dev_with_database(
         ctx: std::sync::Arc::new(ctx),
         config: worker_config(config),
     };
-    let state = AppState::new(pool, &key)
-        .with_stripe(config.stripe_webhook_secrets(), config.stripe_livemode)
-        .with_postmark(config.postmark_webhooks())
-        .with_ses(config.sns_config());
+    // One process: `/metrics` shows the workers' metrics next to the API's.
+    let metrics_runtime = runtime.clone();
+    let state = app::api_state(config, pool, &key).with_metrics_sources(vec![std::sync::Arc::new(
+        move |registry: &mut prometheus_client::registry::Registry| {
+            metrics_runtime.register_metrics(registry)
+        },
+    )]);
 
     let api = app::serve_api(listener, state, shutdown.clone());
     let workers = run_workers(runtime, shutdown.clone());

@@ -64,6 +64,10 @@ pub struct Config {
     pub bind: SocketAddr,
     pub worker_metrics_bind: SocketAddr,
     pub log_format: LogFormat,
+    /// Bearer token that `/metrics` scrapes must send (`METRICS_TOKEN`); open when unset.
+    pub metrics_token: Option<SecretString>,
+    /// Error tracking: Sentry's DSN (`SENTRY_DSN`); off when unset.
+    pub sentry_dsn: Option<SecretString>,
     /// The sender address; each email shows the account's name with it.
     pub mail_from: String,
     pub smtp_url: Option<SecretString>,
@@ -95,6 +99,8 @@ pub struct Config {
     pub backup_s3: Option<S3Location>,
     /// How long backups are kept in each location (`BACKUP_RETENTION_DAYS`).
     pub backup_retention_days: u32,
+    /// The S3 secret key and session token, kept to redact them from error reports.
+    pub aws_secrets: Vec<SecretString>,
     pub worker_replicas: u32,
     /// Per-queue concurrency from `WORKER_CONCURRENCY` (`reminders=8,payments=2`).
     pub worker_concurrency: BTreeMap<String, usize>,
@@ -225,6 +231,21 @@ impl Config {
                 ));
             }
         };
+        let metrics_token = get("METRICS_TOKEN")
+            .map(|token| {
+                if token.trim().len() < 16 {
+                    Err(invalid(
+                        "METRICS_TOKEN",
+                        "must be at least 16 characters; generate one with `openssl rand -hex 32`",
+                    ))
+                } else {
+                    Ok(SecretString::from(token.trim().to_string()))
+                }
+            })
+            .transpose()?;
+        let sentry_dsn = get("SENTRY_DSN")
+            .map(|dsn| parse_sentry_dsn(dsn.trim()))
+            .transpose()?;
         let backup_s3 = get("BACKUP_S3_URL")
             .map(|url| {
                 let aws: Vec<(String, String)> = AWS_VARIABLES
@@ -302,6 +323,12 @@ impl Config {
                 .map_or_else(|| PathBuf::from("var/backups"), PathBuf::from),
             backups_scheduled: get("BACKUP_DIR").is_some(),
             backup_s3,
+            aws_secrets: ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
+                .iter()
+                .filter_map(|name| get(name).map(SecretString::from))
+                .collect(),
+            metrics_token,
+            sentry_dsn,
             backup_retention_days: parse(
                 get("BACKUP_RETENTION_DAYS"),
                 "BACKUP_RETENTION_DAYS",
@@ -350,6 +377,44 @@ impl Config {
     /// This process's share of the mail rate limit: the rate divided by `WORKER_REPLICAS`.
     pub fn mail_rate_per_process(&self) -> f64 {
         self.mail_rate_per_second / f64::from(self.worker_replicas)
+    }
+
+    /// Builds the error tracking settings when `SENTRY_DSN` is set, with every secret of this
+    /// configuration to redact from events.
+    pub fn error_tracking(&self) -> Option<crate::logging::ErrorTracking> {
+        let dsn = self.sentry_dsn.as_ref()?.expose_secret().to_string();
+        let mut secrets: Vec<String> = [
+            &self.secret_key,
+            &self.stripe_api_key,
+            &self.postmark_webhook_password,
+            &self.metrics_token,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(&self.stripe_webhook_secrets)
+        .chain(&self.aws_secrets)
+        .map(|secret| secret.expose_secret().to_string())
+        .collect();
+        for url in [&self.database_url, &self.smtp_url].into_iter().flatten() {
+            if let Ok(url) = url::Url::parse(url.expose_secret())
+                && let Some(password) = url.password()
+            {
+                secrets.push(password.to_string());
+                secrets.push(
+                    percent_encoding::percent_decode_str(password)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+        Some(crate::logging::ErrorTracking {
+            dsn,
+            environment: match self.environment {
+                Environment::Development => "development",
+                Environment::Production => "production",
+            },
+            secrets,
+        })
     }
 
     /// Builds the backup settings of jobs and commands.
@@ -441,6 +506,26 @@ fn parse_database_url(value: &str) -> Result<SecretString, ConfigError> {
         ));
     }
     Ok(SecretString::from(value.to_owned()))
+}
+
+fn parse_sentry_dsn(value: &str) -> Result<SecretString, ConfigError> {
+    let problem = match url::Url::parse(value) {
+        Err(_) => Some("is not a URL"),
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+            Some("must be an http or https URL")
+        }
+        Ok(url) if url.username().is_empty() => Some("has no public key before the host"),
+        Ok(url) if url.path().trim_matches('/').is_empty() => Some("has no project id in its path"),
+        Ok(_) => None,
+    };
+    match problem {
+        // The DSN contains its key, so the message does not repeat the value.
+        Some(problem) => Err(invalid(
+            "SENTRY_DSN",
+            format!("{problem}; expected https://<key>@<host>/<project id>"),
+        )),
+        None => Ok(SecretString::from(value.to_string())),
+    }
 }
 
 fn parse_stripe_api_base(value: Option<String>) -> Result<url::Url, ConfigError> {

@@ -3,6 +3,7 @@
 //! It never depends on the worker runtime.
 
 mod auth;
+mod dashboard;
 mod error;
 mod extract;
 mod idempotency;
@@ -16,7 +17,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use duespark_queue::JobStore;
 use sqlx::PgPool;
-use tower_http::trace::TraceLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use auth::{Claims, Scope, TokenError, issue_token};
 pub use error::ApiError;
@@ -29,6 +31,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub struct AppState {
     pub pool: PgPool,
     pub store: JobStore,
+    /// Single enqueues of `POST /v1/jobs`, written with group commit.
+    pub enqueuer: duespark_queue::GroupedEnqueuer,
     /// The HS256 key that signs and verifies bearer tokens.
     pub secret_key: Arc<[u8]>,
     /// Set when the process is shutting down, so `/health/ready` reports not ready.
@@ -38,6 +42,15 @@ pub struct AppState {
     pub ses: SesWebhooks,
     /// Counters kept by this process, encoded on every scrape next to the database gauges.
     pub counters: metrics::Counters,
+    /// The database gauges of `/metrics`, cached for a few seconds.
+    pub database_gauges: Arc<metrics::database::DatabaseGauges>,
+    /// Other metrics of this process, such as the workers' in `duespark dev`.
+    pub metrics_sources: Arc<Vec<metrics::MetricsSource>>,
+    /// `METRICS_TOKEN`: the bearer token a scrape needs, if set.
+    pub metrics_token: Option<Arc<str>>,
+    /// Adds `Secure` to the dashboard's cookies; turned off only in development, where the API
+    /// serves plain HTTP.
+    pub secure_cookies: bool,
 }
 
 /// Settings of the SES (SNS) webhook endpoint.
@@ -89,6 +102,7 @@ impl AppState {
     pub fn new(pool: PgPool, secret_key: &[u8]) -> Self {
         AppState {
             store: JobStore::new(pool.clone()),
+            enqueuer: duespark_queue::GroupedEnqueuer::start(JobStore::new(pool.clone())),
             pool,
             secret_key: Arc::from(secret_key),
             draining: Arc::new(AtomicBool::new(false)),
@@ -96,7 +110,29 @@ impl AppState {
             postmark: PostmarkWebhooks::default(),
             ses: SesWebhooks::new(duespark_jobs::bounces::sns::SnsConfig::default()),
             counters: metrics::Counters::default(),
+            database_gauges: Arc::default(),
+            metrics_sources: Arc::default(),
+            metrics_token: None,
+            secure_cookies: true,
         }
+    }
+
+    /// Sets whether the dashboard's cookies are `Secure` (HTTPS only).
+    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
+    }
+
+    /// Requires `token` as the bearer token of metrics scrapes.
+    pub fn with_metrics_token(mut self, token: Option<String>) -> Self {
+        self.metrics_token = token.map(Arc::from);
+        self
+    }
+
+    /// Adds sources of metrics that `/metrics` encodes next to the API's own.
+    pub fn with_metrics_sources(mut self, sources: Vec<metrics::MetricsSource>) -> Self {
+        self.metrics_sources = Arc::new(sources);
+        self
     }
 
     /// Sets the SES (SNS) topics and certificate hosts.
@@ -128,12 +164,40 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health())
         .route("/metrics", axum::routing::get(metrics::metrics))
         .route("/metrics_prom", axum::routing::get(metrics::metrics))
-        .merge(duespark_dashboard::router())
+        .merge(duespark_dashboard::router(dashboard::state(&state)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::http::track,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        // The request id is set first (or kept from the caller), so the request's log span and the
+        // response carry it.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Builds the log span of one request: method, path (never the query, which may carry an email
+/// address) and request id.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+    )
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

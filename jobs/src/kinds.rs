@@ -12,6 +12,19 @@ pub mod queues {
     pub const MAINTENANCE: &str = "maintenance";
 
     pub const ALL: [&str; 6] = [REMINDERS, PAYMENTS, WEBHOOKS, BOUNCES, BACKUPS, MAINTENANCE];
+
+    /// Returns the longest a due job of `queue` should wait for a worker: the health check and
+    /// the alert rules (deploy/prometheus/alerts.yml) use the same objectives.
+    pub fn wait_objective(queue: &str) -> std::time::Duration {
+        let minutes = match queue {
+            WEBHOOKS => 5,
+            BOUNCES => 10,
+            PAYMENTS => 30,
+            BACKUPS => 120,
+            _ => 15,
+        };
+        std::time::Duration::from_secs(minutes * 60)
+    }
 }
 
 /// Settings of one job kind.

@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod email;
 pub mod kinds;
+pub mod metrics;
 pub mod outcome;
 pub mod reminders;
 pub mod stripe;

@@ -9,4 +9,7 @@ pub enum QueueError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("invalid job: {0}")]
     InvalidJob(String),
+    /// The failure of a group commit, shared by every job of the group.
+    #[error("{0}")]
+    Grouped(std::sync::Arc<QueueError>),
 }

@@ -24,11 +24,14 @@ mod job;
 mod migrate;
 mod store;
 
-pub use engine::{EngineConfig, JobFailure, PgBackend, ResultLayer, ResultService, RetryBackoff};
+pub use engine::{
+    EngineConfig, EngineMetrics, JobFailure, PgBackend, ResultLayer, ResultService, RetryBackoff,
+};
 pub use error::QueueError;
 pub use job::{AttemptError, DEFAULT_MAX_ATTEMPTS, JobId, JobInfo, JobMeta, JobStatus, NewJob};
 pub use migrate::migrate;
 pub use store::{
-    ActionError, Enqueued, JobFilter, JobPage, JobStore, QueueCounts, RetentionPolicy,
+    ActionError, CappedCount, Enqueued, FinishedPerMinute, GroupedEnqueuer, JobFilter, JobLease,
+    JobPage, JobStore, QueueCounts, QueueStatusCount, RetentionPolicy, WorkerInfo,
     enqueue_batch_in, enqueue_in,
 };

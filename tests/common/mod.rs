@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod proxy;
 pub mod s3;
 pub mod smtp;
 
@@ -94,6 +95,8 @@ pub struct TestOptions {
     pub stripe_rate_per_second: f64,
     /// S3-compatible storage for backups, such as a bucket of [`s3::S3Server`].
     pub backup_s3: Option<duespark_jobs::backups::S3Location>,
+    /// `METRICS_TOKEN` of the API.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -107,6 +110,7 @@ impl Default for TestOptions {
             stripe_api_base: None,
             stripe_rate_per_second: 100.0,
             backup_s3: None,
+            metrics_token: None,
         }
     }
 }
@@ -205,11 +209,11 @@ impl TestApp {
                 user: Some(POSTMARK_USER.to_owned()),
                 password: Some(POSTMARK_PASSWORD.to_owned()),
                 server_id: Some(POSTMARK_SERVER_ID),
-            });
-        tokio::spawn(duespark::app::serve_api(listener, state, shutdown.clone()));
+            })
+            .with_metrics_token(options.metrics_token.clone());
 
-        let workers = options.workers.then(|| {
-            let runtime = Runtime {
+        let runtime = options.workers.then(|| {
+            Runtime {
                 ctx: ctx.clone(),
                 config: WorkerConfig {
                     default_concurrency: options.concurrency,
@@ -224,9 +228,22 @@ impl TestApp {
                     backup_verify_interval: None,
                     ..WorkerConfig::default()
                 },
-            };
-            tokio::spawn(run_workers(runtime, shutdown.clone()))
+            }
         });
+        // As in `duespark dev`, the API's `/metrics` shows the in-process workers' metrics too.
+        let state = match &runtime {
+            Some(runtime) => {
+                let runtime = runtime.clone();
+                state.with_metrics_sources(vec![Arc::new(
+                    move |registry: &mut prometheus_client::registry::Registry| {
+                        runtime.register_metrics(registry)
+                    },
+                )])
+            }
+            None => state,
+        };
+        tokio::spawn(duespark::app::serve_api(listener, state, shutdown.clone()));
+        let workers = runtime.map(|runtime| tokio::spawn(run_workers(runtime, shutdown.clone())));
 
         TestApp {
             address,

@@ -21,6 +21,8 @@ pub struct WorkerSettings {
     pub smtp_port: Option<u16>,
     /// `MAIL_RATE_PER_SECOND`.
     pub mail_rate_per_second: u32,
+    /// More variables, set after the defaults, such as `LOG_FORMAT` or `METRICS_TOKEN`.
+    pub env: Vec<(String, String)>,
 }
 
 impl WorkerSettings {
@@ -30,6 +32,7 @@ impl WorkerSettings {
             concurrency: concurrency.to_owned(),
             smtp_port: None,
             mail_rate_per_second: 1000,
+            env: Vec::new(),
         }
     }
 }
@@ -79,6 +82,7 @@ impl WorkerProcess {
         if let Some(port) = settings.smtp_port {
             command.env("SMTP_URL", format!("smtp://127.0.0.1:{port}"));
         }
+        command.envs(settings.env.iter().cloned());
 
         let child = command.spawn().expect("the duespark worker process starts");
         let pid = child.id();
@@ -88,6 +92,33 @@ impl WorkerProcess {
             exit_status: None,
             folder,
         }
+    }
+
+    /// Waits until the process logs the address of its health and metrics endpoint, and returns it.
+    pub async fn metrics_address(&self, timeout: Duration) -> std::net::SocketAddr {
+        let started = std::time::Instant::now();
+        while started.elapsed() < timeout {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            let address = log
+                .lines()
+                .filter(|line| line.contains("metrics endpoint listening"))
+                .find_map(|line| {
+                    let start = line.find("127.0.0.1:")?;
+                    let rest = &line[start..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                        .unwrap_or(rest.len());
+                    rest[..end].parse().ok()
+                });
+            if let Some(address) = address {
+                return address;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the worker did not log its metrics address within {timeout:?}:\n{}",
+            self.log_tail(30)
+        );
     }
 
     pub fn pid(&self) -> u32 {

@@ -38,6 +38,8 @@ pub struct WorkerConfig {
     pub retention: Option<RetentionPolicy>,
     /// Replaces every kind's first retry delay, for tests and local runs that cannot wait.
     pub backoff_base_override: Option<Duration>,
+    /// The engine's metrics, shared by the workers of every queue in this process.
+    pub metrics: duespark_queue::EngineMetrics,
 }
 
 impl Default for WorkerConfig {
@@ -63,6 +65,7 @@ impl Default for WorkerConfig {
             backup_verify_interval: Some(Duration::from_secs(24 * 3600)),
             retention: Some(RetentionPolicy::default()),
             backoff_base_override: None,
+            metrics: duespark_queue::EngineMetrics::default(),
         }
     }
 }

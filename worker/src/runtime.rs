@@ -11,7 +11,7 @@ use duespark_queue::{EngineConfig, JobFailure, JobMeta, PgBackend, RetryBackoff}
 use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::WorkerConfig;
 
@@ -20,6 +20,15 @@ use crate::WorkerConfig;
 pub struct Runtime {
     pub ctx: Arc<JobContext>,
     pub config: WorkerConfig,
+}
+
+impl Runtime {
+    /// Adds this process's worker metrics to `registry`: the engine's (attempts, durations,
+    /// waits, rescues) and the job handlers' (rate limits, emails, payments).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.config.metrics.register(registry);
+        duespark_jobs::metrics::job_metrics().register(registry);
+    }
 }
 
 /// Runs the workers of every configured queue and the periodic schedules until `shutdown` is
@@ -104,6 +113,7 @@ fn engine_config(config: &WorkerConfig, queue: &str) -> EngineConfig {
     engine.heartbeat_interval = config.heartbeat_interval;
     engine.rescue_interval = config.rescue_interval;
     engine.drain_timeout = config.drain_timeout;
+    engine.metrics = config.metrics.clone();
     engine.backoff = Arc::new(move |kind: &str| {
         let spec = kinds::spec(kind);
         let base = base_override
@@ -133,13 +143,20 @@ async fn handle(
     // fails only this attempt.
     let attempt = tokio::spawn(
         async move {
-            match tokio::time::timeout(timeout, run_job(&ctx, &meta, &payload)).await {
+            let started = std::time::Instant::now();
+            let result = match tokio::time::timeout(timeout, run_job(&ctx, &meta, &payload)).await {
                 Ok(result) => result.map_err(JobFailure::from),
                 Err(_) => Err(JobFailure::retry(format!(
                     "attempt timed out after {} s",
                     timeout.as_secs()
                 ))),
-            }
+            };
+            debug!(
+                duration_ms = started.elapsed().as_millis() as u64,
+                ok = result.is_ok(),
+                "job attempt finished"
+            );
+            result
         }
         .instrument(span),
     );

@@ -46,6 +46,9 @@ async fn enqueue_slot_job(
     Ok(store.enqueue(job).await?.created)
 }
 
+/// Longest pause between two checks for a periodic job's current slot.
+const SLOT_CHECK_INTERVAL: Duration = Duration::from_secs(300);
+
 /// Start (Unix seconds) of the slot that contains `now`.
 fn slot_start(now: i64, interval: Duration, offset: Duration) -> i64 {
     let interval = i64::try_from(interval.as_secs().max(1)).unwrap_or(300);
@@ -83,7 +86,10 @@ pub(crate) async fn run_schedules(runtime: Runtime, shutdown: CancellationToken)
         };
         let store = runtime.ctx.store.clone();
         let clock = runtime.ctx.clock.clone();
-        tasks.spawn(every(interval, shutdown.clone(), move || {
+        // Long intervals are checked every few minutes: the slot's key makes the extra tries free,
+        // and a process started late in a slot still runs the next slot as soon as it begins.
+        let check_every = interval.min(SLOT_CHECK_INTERVAL);
+        tasks.spawn(every(check_every, shutdown.clone(), move || {
             let store = store.clone();
             let now = clock.now();
             async move {

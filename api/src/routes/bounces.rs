@@ -13,7 +13,6 @@ use duespark_jobs::bounces::sns::{self, SnsMessage};
 use duespark_jobs::bounces::suppression;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use crate::auth::Scope;
@@ -34,13 +33,7 @@ fn basic_auth_matches(headers: &HeaderMap, user: &str, password: &str) -> bool {
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
         return false;
     };
-    let expected = Sha256::digest(format!("{user}:{password}").as_bytes());
-    let received = Sha256::digest(&decoded);
-    expected
-        .iter()
-        .zip(received.iter())
-        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
-        == 0
+    crate::auth::secrets_equal(format!("{user}:{password}").as_bytes(), &decoded)
 }
 
 pub async fn postmark(

@@ -127,10 +127,8 @@ pub async fn post_job(
     idempotent(&state, &claims.sub, "/v1/jobs", &headers, &body, || async {
         let request: JobRequest = parse_json(&body)?;
         let job = request.into_new_job("")?;
-        let enqueued = state.store.enqueue(job).await?;
-        let job = state.store.get(enqueued.id).await?.ok_or_else(|| {
-            ApiError::internal(format!("job {} vanished after enqueue", enqueued.id))
-        })?;
+        // Concurrent requests share one statement and commit; each answers after its commit.
+        let job = state.enqueuer.enqueue(job).await?;
         Ok((StatusCode::CREATED, Json(job_body(&job))).into_response())
     })
     .await

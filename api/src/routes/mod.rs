@@ -54,4 +54,5 @@ pub fn health() -> Router<AppState> {
         .route("/health", get(health::live))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/health/detailed", get(health::detailed))
 }

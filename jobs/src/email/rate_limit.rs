@@ -37,7 +37,9 @@ impl SendRateLimiter {
 
     /// Waits until a send is allowed and takes its permit.
     pub async fn until_ready(&self) {
+        let started = std::time::Instant::now();
         self.limiter.until_ready().await;
+        crate::metrics::job_metrics().waited_since("smtp", started);
     }
 }
 

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::Stage;
 use crate::context::JobContext;
 use crate::email::{OutgoingEmail, ReminderVars, SendError, new_message_id};
+use crate::metrics::job_metrics;
 use crate::outcome::JobError;
 use duespark_queue::JobMeta;
 
@@ -69,6 +70,7 @@ pub async fn send_reminder(
     match ctx.mailer.send(&email).await {
         Ok(()) => {
             record(ctx, reminder_id, "sent", None).await?;
+            job_metrics().email("sent");
             info!(reminder.id = reminder_id, message_id = %email.message_id, "reminder sent");
             Ok(())
         }
@@ -81,15 +83,18 @@ pub async fn send_reminder(
         Err(SendError::Retryable(reason)) => {
             let reason = format!("temporary mail failure on the last attempt: {reason}");
             record(ctx, reminder_id, "failed", Some(&reason)).await?;
+            job_metrics().email("failed");
             Err(JobError::permanent(reason))
         }
         Err(SendError::Rejected(reason)) => {
             record(ctx, reminder_id, "failed", Some(&reason)).await?;
+            job_metrics().email("failed");
             Err(JobError::permanent(format!("recipient rejected: {reason}")))
         }
         Err(SendError::Uncertain(reason)) => {
             warn!(reminder.id = reminder_id, %reason, "reminder outcome unknown; it will not be sent again");
             record(ctx, reminder_id, "uncertain", Some(&reason)).await?;
+            job_metrics().email("uncertain");
             Ok(())
         }
     }
@@ -118,6 +123,7 @@ async fn prepare(ctx: &JobContext, reminder_id: i64) -> Result<Prepared, JobErro
                 "an earlier attempt stopped during the send, so the email may have been delivered";
             set_status(&mut tx, reminder_id, "uncertain", Some(reason)).await?;
             tx.commit().await?;
+            job_metrics().email("uncertain");
             warn!(
                 reminder.id = reminder_id,
                 "reminder left in sending; recorded as uncertain"
@@ -130,6 +136,7 @@ async fn prepare(ctx: &JobContext, reminder_id: i64) -> Result<Prepared, JobErro
     if let Some(reason) = skip_reason(&row) {
         set_status(&mut tx, reminder_id, "skipped", Some(&reason)).await?;
         tx.commit().await?;
+        job_metrics().email("skipped");
         info!(reminder.id = reminder_id, %reason, "reminder skipped");
         return Ok(Prepared::Finished);
     }

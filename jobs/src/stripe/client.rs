@@ -596,7 +596,9 @@ impl StripeRateLimiter {
 
     /// Waits until a request is allowed and takes its permit.
     async fn until_ready(&self) {
+        let started = std::time::Instant::now();
         self.limiter.until_ready().await;
+        crate::metrics::job_metrics().waited_since("stripe", started);
     }
 }
 

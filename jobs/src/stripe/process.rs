@@ -238,13 +238,17 @@ pub(crate) async fn apply_effect(
 
     let effect = match effect {
         EventEffect::Payment { object_id, amount } => {
-            record_amount(conn, invoice_id, &object_id, "payment", amount).await?;
+            if record_amount(conn, invoice_id, &object_id, "payment", amount).await? {
+                crate::metrics::job_metrics().payment_applied();
+            }
             PaymentEffect::Paid {
                 total_paid: total_paid(conn, invoice_id).await?,
             }
         }
         EventEffect::StripeInvoicePaid { object_id, amount } => {
-            record_amount(conn, invoice_id, &object_id, "stripe_invoice", amount).await?;
+            if record_amount(conn, invoice_id, &object_id, "stripe_invoice", amount).await? {
+                crate::metrics::job_metrics().payment_applied();
+            }
             PaymentEffect::Paid {
                 total_paid: total_paid(conn, invoice_id).await?,
             }
@@ -314,19 +318,22 @@ pub(crate) async fn apply_effect(
     Ok(transition.note)
 }
 
+/// Records the cumulative amount of one Stripe object and returns whether it grew.
 async fn record_amount(
     conn: &mut PgConnection,
     invoice_id: &str,
     object_id: &str,
     kind: &str,
     amount: i64,
-) -> Result<(), sqlx::Error> {
-    // Amounts are cumulative per object, so the larger one is the later state.
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    // Amounts are cumulative per object, so the larger one is the later state. A replay or an
+    // older event changes no row.
+    let changed = sqlx::query(
         r#"
         INSERT INTO invoice_stripe_amounts (invoice_id, object_id, kind, amount) VALUES ($1, $2, $3, $4)
         ON CONFLICT (invoice_id, object_id, kind) DO UPDATE
-            SET amount = greatest(invoice_stripe_amounts.amount, EXCLUDED.amount), updated_at = now()
+            SET amount = EXCLUDED.amount, updated_at = now()
+            WHERE invoice_stripe_amounts.amount < EXCLUDED.amount
         "#,
     )
     .bind(invoice_id)
@@ -335,7 +342,7 @@ async fn record_amount(
     .bind(amount)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(changed.rows_affected() > 0)
 }
 
 /// Total paid: the sum over payments, or over Stripe invoices when that sum is larger. A Stripe

@@ -16,6 +16,18 @@ pub(crate) struct ClaimedRow {
     pub payload: Value,
     pub attempt: i32,
     pub max_attempts: i32,
+    /// Seconds from the job coming due (`run_at`) to this claim.
+    pub wait_seconds: f64,
+}
+
+/// A job returned to its queue, or made dead, by the rescuer.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RescuedRow {
+    pub id: i64,
+    pub queue: String,
+    pub kind: String,
+    /// `retrying`, `dead` or `cancelled`.
+    pub status: String,
 }
 
 /// Claims up to `limit` due jobs of `queue` for `owner`, highest priority first, then oldest
@@ -44,7 +56,8 @@ pub(crate) async fn claim(
             lease_expires_at = now() + make_interval(secs => $4), started_at = now()
         FROM next
         WHERE j.id = next.id
-        RETURNING j.id, j.kind, j.payload, j.attempt, j.max_attempts
+        RETURNING j.id, j.kind, j.payload, j.attempt, j.max_attempts,
+                  extract(epoch FROM now() - j.run_at)::float8 AS wait_seconds
         "#,
     )
     .bind(queue)
@@ -228,9 +241,9 @@ pub(crate) async fn unregister(pool: &PgPool, owner: &str) -> Result<(), sqlx::E
 }
 
 /// Returns jobs whose lease expired to the queue (or makes them dead when that was their last
-/// attempt), recording the lost attempt's error. Returns the rescued ids.
-pub(crate) async fn rescue_expired(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
-    let rescued = sqlx::query_scalar(
+/// attempt), recording the lost attempt's error. Returns the rescued jobs.
+pub(crate) async fn rescue_expired(pool: &PgPool) -> Result<Vec<RescuedRow>, sqlx::Error> {
+    let rescued = sqlx::query_as(
         r#"
         WITH expired AS (
             SELECT id FROM duespark_queue.jobs
@@ -251,7 +264,7 @@ pub(crate) async fn rescue_expired(pool: &PgPool) -> Result<Vec<i64>, sqlx::Erro
             lease_owner = NULL, lease_expires_at = NULL
         FROM expired
         WHERE j.id = expired.id
-        RETURNING j.id
+        RETURNING j.id, j.queue, j.kind, j.status
         "#,
     )
     .fetch_all(pool)

@@ -56,8 +56,13 @@ pub struct EngineConfig {
     pub max_snoozes: u32,
     /// Successful results written per statement.
     pub completer_batch: usize,
+    /// Most jobs claimed in one statement; the fetcher also never claims more than the free
+    /// capacity.
+    pub claim_batch: usize,
     /// How long a worker waits for its running jobs when it stops.
     pub drain_timeout: Duration,
+    /// Metrics of this process, shared by the engines of all its queues.
+    pub metrics: super::EngineMetrics,
 }
 
 impl EngineConfig {
@@ -76,7 +81,9 @@ impl EngineConfig {
             max_delay: Duration::from_secs(24 * 3600),
             max_snoozes: 100,
             completer_batch: 1000,
+            claim_batch: concurrency.max(1),
             drain_timeout: Duration::from_secs(30),
+            metrics: super::EngineMetrics::default(),
         }
     }
 }

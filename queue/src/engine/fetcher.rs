@@ -72,11 +72,12 @@ pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
             free
         };
 
+        let limit = free.min(shared.config.claim_batch.max(1));
         let rows = match claim::claim(
             &shared.pool,
             &shared.config.queue,
             &shared.owner,
-            free,
+            limit,
             shared.config.lease_duration,
         )
         .await
@@ -99,7 +100,7 @@ pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
         for row in rows {
             dispatch(&shared, &sender, row).await;
         }
-        if claimed == free {
+        if claimed == limit {
             // A full batch: more jobs are probably due, so claim again as soon as there is room.
             continue;
         }
@@ -120,16 +121,25 @@ async fn dispatch<Args: DeserializeOwned>(
     row: ClaimedRow,
 ) {
     let id = row.id;
+    shared
+        .config
+        .metrics
+        .waited(&shared.config.queue, row.wait_seconds);
     let args = match serde_path_to_error::deserialize::<_, Args>(row.payload) {
         Ok(args) => args,
         Err(error) => {
             let message = format!("the payload does not decode as a {} job: {error}", row.kind);
             warn!(job.id = id, job.kind = %row.kind, %message, "job is dead");
-            if let Err(error) =
-                claim::mark_undecodable(&shared.pool, &shared.owner, id, row.attempt, &message)
-                    .await
+            match claim::mark_undecodable(&shared.pool, &shared.owner, id, row.attempt, &message)
+                .await
             {
-                warn!(job.id = id, %error, "failed to mark an undecodable job dead; it is rescued when its lease expires");
+                Ok(()) => shared
+                    .config
+                    .metrics
+                    .finished(&shared.config.queue, &row.kind, "dead"),
+                Err(error) => {
+                    warn!(job.id = id, %error, "failed to mark an undecodable job dead; it is rescued when its lease expires")
+                }
             }
             shared.let_go(id);
             return;

@@ -42,7 +42,16 @@ pub(crate) async fn run_rescuer(shared: Arc<Shared>) {
         }
         match claim::rescue_expired(&shared.pool).await {
             Ok(rescued) if !rescued.is_empty() => {
-                info!(worker = %shared.owner, jobs = ?rescued, "rescued jobs whose worker stopped sending heartbeats");
+                let ids: Vec<i64> = rescued.iter().map(|job| job.id).collect();
+                info!(worker = %shared.owner, jobs = ?ids, "rescued jobs whose worker stopped sending heartbeats");
+                let metrics = &shared.config.metrics;
+                for job in &rescued {
+                    metrics.rescued(&job.queue, 1);
+                    // A lost last attempt makes the job dead here, not in a result.
+                    if job.status == "dead" {
+                        metrics.finished(&job.queue, &job.kind, "dead");
+                    }
+                }
             }
             Ok(_) => {}
             Err(error) => {

@@ -18,9 +18,11 @@ mod config;
 mod failure;
 mod fetcher;
 mod lease;
+mod metrics;
 mod result;
 
 pub use backend::PgBackend;
 pub use config::{EngineConfig, RetryBackoff};
 pub use failure::JobFailure;
+pub use metrics::EngineMetrics;
 pub use result::{ResultLayer, ResultService};

@@ -66,8 +66,14 @@ where
         let shared = self.shared.clone();
         let future = self.inner.call(task);
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let result = future.await.map_err(Into::into);
             if let Some(meta) = meta {
+                shared.config.metrics.attempt_took(
+                    &meta.queue,
+                    &meta.kind,
+                    started.elapsed().as_secs_f64(),
+                );
                 record(&shared, &meta, result.as_ref().err()).await;
                 shared.let_go(meta.id.0);
             }
@@ -80,6 +86,10 @@ async fn record(shared: &Shared, meta: &JobMeta, error: Option<&BoxDynError>) {
     let attempt = i32::try_from(meta.attempt).unwrap_or(i32::MAX);
     let Some(error) = error else {
         shared.completer.done(meta.id.0, attempt);
+        shared
+            .config
+            .metrics
+            .finished(&meta.queue, &meta.kind, "done");
         return;
     };
 
@@ -99,6 +109,19 @@ async fn record(shared: &Shared, meta: &JobMeta, error: Option<&BoxDynError>) {
         .await
         {
             Ok(outcome) => {
+                match outcome {
+                    FailureOutcome::Retrying => {
+                        shared.config.metrics.retried(&meta.queue, &meta.kind)
+                    }
+                    FailureOutcome::Dead => {
+                        shared
+                            .config
+                            .metrics
+                            .finished(&meta.queue, &meta.kind, "dead")
+                    }
+                    FailureOutcome::Snoozed | FailureOutcome::Cancelled | FailureOutcome::Stale => {
+                    }
+                }
                 log_outcome(meta, &failure, outcome, delay);
                 return;
             }

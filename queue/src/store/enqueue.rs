@@ -146,7 +146,7 @@ async fn resolve_duplicates(
     Ok(())
 }
 
-fn validate(job: &NewJob) -> Result<(), QueueError> {
+pub(super) fn validate(job: &NewJob) -> Result<(), QueueError> {
     if job.queue.is_empty() || job.kind.is_empty() {
         return Err(QueueError::InvalidJob(
             "queue and kind must not be empty".into(),

@@ -35,8 +35,8 @@ pub struct QueueCounts {
 }
 
 #[derive(sqlx::FromRow)]
-struct JobRow {
-    id: i64,
+pub(super) struct JobRow {
+    pub(super) id: i64,
     queue: String,
     kind: String,
     payload: Value,
@@ -51,10 +51,10 @@ struct JobRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
-const JOB_COLUMNS: &str = "id, queue, kind, payload, status, priority, attempt, max_attempts, errors, created_at, run_at, started_at, finished_at";
+pub(super) const JOB_COLUMNS: &str = "id, queue, kind, payload, status, priority, attempt, max_attempts, errors, created_at, run_at, started_at, finished_at";
 
 impl JobRow {
-    fn into_info(self, now: DateTime<Utc>) -> JobInfo {
+    pub(super) fn into_info(self, now: DateTime<Utc>) -> JobInfo {
         let errors: Vec<AttemptError> = serde_json::from_value(self.errors).unwrap_or_default();
         JobInfo {
             id: JobId(self.id),

@@ -2,15 +2,20 @@
 //! and retention. The worker side (claim, heartbeat, completion) lives in `engine`.
 
 mod actions;
+mod bulk;
 mod enqueue;
+mod grouped;
 mod inspect;
+mod overview;
 mod retention;
 
 use sqlx::PgPool;
 
 pub use actions::ActionError;
 pub use enqueue::{Enqueued, enqueue_batch_in, enqueue_in};
+pub use grouped::GroupedEnqueuer;
 pub use inspect::{JobFilter, JobPage, QueueCounts};
+pub use overview::{CappedCount, FinishedPerMinute, JobLease, QueueStatusCount, WorkerInfo};
 pub use retention::RetentionPolicy;
 
 /// Handle to the job store, cheap to clone.

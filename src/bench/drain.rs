@@ -1,0 +1,224 @@
+//! Bulk insert and drain of no-op jobs in the `bench` queue, with a short or a large backlog.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use apalis::layers::WorkerBuilderExt;
+use apalis::prelude::*;
+use duespark_queue::{EngineConfig, JobFailure, JobStore, NewJob, PgBackend};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::progress::Progress;
+use super::{BenchArgs, Figure, seconds_since};
+
+/// The benchmark's own queue.
+pub const BENCH_QUEUE: &str = "bench";
+/// Jobs per enqueue statement.
+const INSERT_CHUNK: usize = 5_000;
+
+/// Inserts `args.jobs` no-op jobs, then drains them; returns the `insert` and `drain` figures.
+pub async fn insert_and_drain(
+    pool: &PgPool,
+    args: &BenchArgs,
+    progress: &Progress,
+) -> Result<(Figure, Figure)> {
+    let started = Instant::now();
+    insert(pool, args.jobs, progress).await?;
+    let insert_seconds = seconds_since(started);
+    let insert = Figure::new(
+        "insert",
+        json!({
+            "jobs": args.jobs,
+            "seconds": insert_seconds,
+            "jobs_per_second": args.jobs as f64 / insert_seconds,
+        }),
+    );
+
+    let drain_seconds = drain(pool, args, args.jobs, progress).await?;
+    let drained = Figure::new(
+        "drain",
+        json!({
+            "jobs": args.jobs,
+            "workers": args.workers,
+            "concurrency": args.concurrency,
+            "batch": batch(args),
+            "seconds": drain_seconds,
+            "jobs_per_second": args.jobs as f64 / drain_seconds,
+        }),
+    );
+    Ok((insert, drained))
+}
+
+/// Fills the queue with `args.backlog` jobs, then times the drain of the first
+/// `args.backlog_drain` of them while the rest wait.
+pub async fn backlog(pool: &PgPool, args: &BenchArgs, progress: &Progress) -> Result<Figure> {
+    if args.backlog_drain == 0 || args.backlog_drain > args.backlog {
+        bail!("--backlog-drain must be between 1 and --backlog");
+    }
+    clear(pool).await?;
+    insert(pool, args.backlog, progress).await?;
+    // Fresh statistics, as autovacuum would gather them on a queue that grew this much.
+    sqlx::query("ANALYZE duespark_queue.jobs")
+        .execute(pool)
+        .await?;
+    let seconds = drain(pool, args, args.backlog_drain, progress).await?;
+    clear(pool).await?;
+    Ok(Figure::new(
+        "backlog",
+        json!({
+            "waiting": args.backlog,
+            "jobs": args.backlog_drain,
+            "workers": args.workers,
+            "concurrency": args.concurrency,
+            "batch": batch(args),
+            "seconds": seconds,
+            "jobs_per_second": args.backlog_drain as f64 / seconds,
+        }),
+    ))
+}
+
+fn batch(args: &BenchArgs) -> usize {
+    args.batch.unwrap_or(args.concurrency)
+}
+
+async fn insert(pool: &PgPool, jobs: usize, progress: &Progress) -> Result<()> {
+    let store = JobStore::new(pool.clone());
+    let phase = progress.phase("insert", jobs as u64);
+    for chunk_start in (0..jobs).step_by(INSERT_CHUNK) {
+        let count = INSERT_CHUNK.min(jobs - chunk_start);
+        let batch = (0..count)
+            .map(|_| NewJob::new(BENCH_QUEUE, "noop", Value::Null).max_attempts(3))
+            .collect();
+        store
+            .enqueue_batch(batch)
+            .await
+            .context("failed to enqueue benchmark jobs")?;
+        phase.set((chunk_start + count) as u64);
+    }
+    phase.done();
+    Ok(())
+}
+
+/// Runs the workers until `count` jobs of the queue are done and returns the seconds it took.
+async fn drain(pool: &PgPool, args: &BenchArgs, count: usize, progress: &Progress) -> Result<f64> {
+    let done_before = done_jobs(pool).await?;
+    let phase = progress.phase("drain", count as u64);
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for index in 0..args.workers {
+        workers.spawn(run_worker(
+            pool.clone(),
+            args.clone(),
+            index,
+            shutdown.clone(),
+        ));
+    }
+    let deadline = started + Duration::from_secs(900);
+    let result = loop {
+        let done = done_jobs(pool).await? - done_before;
+        phase.set(done as u64);
+        if done >= count as i64 {
+            break Ok(seconds_since(started));
+        }
+        if Instant::now() > deadline {
+            break Err(anyhow::anyhow!(
+                "only {done} of {count} benchmark jobs were done after 900 s"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    shutdown.cancel();
+    while workers.join_next().await.is_some() {}
+    phase.done();
+    result
+}
+
+async fn done_jobs(pool: &PgPool) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM duespark_queue.jobs WHERE queue = $1 AND status = 'done'",
+    )
+    .bind(BENCH_QUEUE)
+    .fetch_one(pool)
+    .await?)
+}
+
+async fn run_worker(pool: PgPool, args: BenchArgs, index: usize, shutdown: CancellationToken) {
+    let name = format!("bench-{}-{index}", std::process::id());
+    let mut config = EngineConfig::new(BENCH_QUEUE, args.concurrency);
+    config.poll_interval = Duration::from_millis(100);
+    config.claim_batch = batch(&args);
+    let backend = PgBackend::<Value>::new(pool, config, name.clone());
+    let result = WorkerBuilder::new(name.as_str())
+        .backend(backend)
+        .concurrency(args.concurrency)
+        .build(noop)
+        .run_until(async move {
+            shutdown.cancelled().await;
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+    if let Err(error) = result {
+        tracing::error!(%error, "benchmark worker failed");
+    }
+}
+
+async fn noop(_payload: Value) -> Result<(), JobFailure> {
+    Ok(())
+}
+
+/// Deletes every job of the benchmark queue.
+pub async fn clear(pool: &PgPool) -> Result<()> {
+    sqlx::query("DELETE FROM duespark_queue.jobs WHERE queue = $1")
+        .bind(BENCH_QUEUE)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Describes a figure in one line of text.
+pub fn describe(figure: &Figure) -> String {
+    let value = |name: &str| figure.values.get(name).cloned().unwrap_or(Value::Null);
+    let number = |name: &str| value(name).as_f64().unwrap_or(0.0);
+    match figure.figure {
+        "latency" => format!(
+            "latency: {} single jobs: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            value("samples"),
+            number("p50_ms"),
+            number("p90_ms"),
+            number("p99_ms"),
+            number("max_ms")
+        ),
+        "http" => format!(
+            "http: {} requests from {} clients in {:.2} s = {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms",
+            value("requests"),
+            value("clients"),
+            number("seconds"),
+            number("requests_per_second"),
+            number("p50_ms"),
+            number("p99_ms")
+        ),
+        "worker_memory" => format!(
+            "worker memory: {:.1} MB resident ({:.1} MB peak) after {} jobs at concurrency {}",
+            number("rss_mb"),
+            number("peak_rss_mb"),
+            value("jobs"),
+            value("concurrency")
+        ),
+        "backlog" => format!(
+            "backlog: {} of {} waiting jobs in {:.2} s = {:.0} jobs/s",
+            value("jobs"),
+            value("waiting"),
+            number("seconds"),
+            number("jobs_per_second")
+        ),
+        name => format!(
+            "{name}: {} jobs in {:.2} s = {:.0} jobs/s",
+            value("jobs"),
+            number("seconds"),
+            number("jobs_per_second")
+        ),
+    }
+}
