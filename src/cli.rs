@@ -273,6 +273,10 @@ async fn run_dev_with_database(
     )?;
     println!("DueSpark Jobs is running.");
     println!("  API:    http://{}/v1", listener.local_addr()?);
+    println!(
+        "  Dashboard: http://{}/dashboard (sign in with the token)",
+        listener.local_addr()?
+    );
     println!("  Token:  {token}");
     if config.smtp_url.is_none() {
         println!("  Emails: {}", config.outbox_dir.display());

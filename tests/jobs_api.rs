@@ -215,6 +215,23 @@ async fn cancel_retry_pause_resume() {
     assert_eq!(status, 404);
     let (status, _) = admin_post(&app, "/v1/jobs/999999/retry").await;
     assert_eq!(status, 404);
+
+    // The API's admin actions go to the dashboard's audit log; refused ones do not.
+    let audited: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT action, job_id FROM dashboard_audit_log ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    let job_id: i64 = id.parse().unwrap();
+    assert_eq!(
+        audited,
+        [
+            ("cancel".to_string(), Some(job_id)),
+            ("retry".to_string(), Some(job_id)),
+            ("pause".to_string(), None),
+            ("resume".to_string(), None),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -181,7 +181,26 @@ pub fn router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(drop_long_request_id))
         .with_state(state)
+}
+
+/// Longest request id kept from a caller; a longer one is replaced by a generated id.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Removes a caller's `x-request-id` that is too long to log, so a new one is generated.
+async fn drop_long_request_id(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let too_long = request
+        .headers()
+        .get("x-request-id")
+        .is_some_and(|value| value.len() > MAX_REQUEST_ID_LEN);
+    if too_long {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
 }
 
 /// Builds the log span of one request: method, path (never the query, which may carry an email

@@ -13,7 +13,7 @@
 //! and timestamps.
 
 mod actions;
-mod audit;
+pub mod audit;
 mod business;
 mod chart;
 mod csrf;

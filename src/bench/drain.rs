@@ -27,6 +27,7 @@ pub async fn insert_and_drain(
     let started = Instant::now();
     insert(pool, args.jobs, progress).await?;
     let insert_seconds = seconds_since(started);
+    analyze(pool).await?;
     let insert = Figure::new(
         "insert",
         json!({
@@ -59,10 +60,7 @@ pub async fn backlog(pool: &PgPool, args: &BenchArgs, progress: &Progress) -> Re
     }
     clear(pool).await?;
     insert(pool, args.backlog, progress).await?;
-    // Fresh statistics, as autovacuum would gather them on a queue that grew this much.
-    sqlx::query("ANALYZE duespark_queue.jobs")
-        .execute(pool)
-        .await?;
+    analyze(pool).await?;
     let seconds = drain(pool, args, args.backlog_drain, progress).await?;
     clear(pool).await?;
     Ok(Figure::new(
@@ -169,10 +167,23 @@ async fn noop(_payload: Value) -> Result<(), JobFailure> {
     Ok(())
 }
 
-/// Deletes every job of the benchmark queue.
+/// Deletes every job of the benchmark queue, then vacuums the table so that the next figure does
+/// not pay for this one's dead rows.
 pub async fn clear(pool: &PgPool) -> Result<()> {
     sqlx::query("DELETE FROM duespark_queue.jobs WHERE queue = $1")
         .bind(BENCH_QUEUE)
+        .execute(pool)
+        .await?;
+    sqlx::query("VACUUM (ANALYZE) duespark_queue.jobs")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Gathers planner statistics after a bulk insert, as autovacuum would soon after on a queue that
+/// grew this much. The peers' scripts do the same before their drain.
+async fn analyze(pool: &PgPool) -> Result<()> {
+    sqlx::query("ANALYZE duespark_queue.jobs")
         .execute(pool)
         .await?;
     Ok(())

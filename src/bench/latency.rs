@@ -25,7 +25,7 @@ pub async fn measure(pool: &PgPool, args: &BenchArgs, progress: &Progress) -> Re
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(run_worker(
         pool.clone(),
-        args.concurrency,
+        args.latency_concurrency.max(1),
         starts,
         shutdown.clone(),
     ));
@@ -68,7 +68,7 @@ pub async fn measure(pool: &PgPool, args: &BenchArgs, progress: &Progress) -> Re
         "latency",
         json!({
             "samples": latencies.len(),
-            "concurrency": args.concurrency,
+            "concurrency": args.latency_concurrency.max(1),
             "p50_ms": quantile(&latencies, 0.5),
             "p90_ms": quantile(&latencies, 0.9),
             "p99_ms": quantile(&latencies, 0.99),

@@ -72,6 +72,12 @@ pub async fn measure(
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .context("failed to read the worker's /proc status")?;
     let _ = child.kill().await;
+    // Also the periodic jobs the worker enqueued when it started.
+    sqlx::query("DELETE FROM duespark_queue.jobs WHERE created_at >= $1 AND queue <> $2")
+        .bind(since)
+        .bind(super::BENCH_QUEUE)
+        .execute(pool)
+        .await?;
     sqlx::query(
         "DELETE FROM duespark_queue.jobs WHERE queue = 'maintenance' AND kind = 'noop' AND created_at >= $1",
     )

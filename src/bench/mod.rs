@@ -65,6 +65,10 @@ pub struct BenchArgs {
     /// Single jobs timed for the pickup latency.
     #[arg(long, default_value_t = 200)]
     pub latency_samples: usize,
+    /// Concurrency of the worker that picks up the latency samples; it waits on an idle queue,
+    /// so the drain's large claims do not apply.
+    #[arg(long, default_value_t = 10)]
+    pub latency_concurrency: usize,
     /// Concurrent HTTP clients.
     #[arg(long, default_value_t = 32)]
     pub http_clients: usize,

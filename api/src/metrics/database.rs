@@ -116,6 +116,8 @@ pub(crate) struct HealthFigures {
     pub workers_live: std::collections::BTreeMap<String, i64>,
     /// Unix seconds of the newest successful verification, per location.
     pub last_verified: std::collections::BTreeMap<String, f64>,
+    /// Unix seconds of the newest backup, per location.
+    pub last_backup: std::collections::BTreeMap<String, f64>,
 }
 
 impl DatabaseGauges {
@@ -136,6 +138,9 @@ impl DatabaseGauges {
                 }
                 "backup_last_verified" => {
                     figures.last_verified.insert(first.clone(), *value);
+                }
+                "backup_last_success" => {
+                    figures.last_backup.insert(first.clone(), *value);
                 }
                 _ => {}
             }
@@ -195,6 +200,28 @@ impl DatabaseGauges {
                 })
                 .set(0);
             }
+        }
+
+        // Statuses and reasons read 0 before their first row, so alert rules see the first one.
+        for status in [
+            "received",
+            "processed",
+            "ignored",
+            "unmatched",
+            "livemode_mismatch",
+        ] {
+            stripe_events
+                .get_or_create(&StatusLabels {
+                    status: status.to_string(),
+                })
+                .set(0);
+        }
+        for reason in ["hard_bounce", "complaint", "soft_bounces", "unsubscribe"] {
+            suppressions
+                .get_or_create(&ReasonLabels {
+                    reason: reason.to_string(),
+                })
+                .set(0);
         }
 
         for (metric, first, second, value) in rows.iter() {

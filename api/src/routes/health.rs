@@ -161,22 +161,44 @@ async fn detailed_checks(
         json!({ "status": Status::Ok, "at": last_sync }),
     );
 
+    // Every location that has a backup or a verification; one whose backups never passed is
+    // degraded. Without any backup yet (backups not set up), the check reads "unknown".
     let now = Utc::now().timestamp() as f64;
     let mut backups = serde_json::Map::new();
-    for (location, verified_at) in &figures.last_verified {
-        let age = now - verified_at;
-        let status = if age > VERIFICATION_STALE_AFTER.as_secs_f64() {
-            Status::Degraded
-        } else {
-            Status::Ok
+    let locations: std::collections::BTreeSet<&String> = figures
+        .last_backup
+        .keys()
+        .chain(figures.last_verified.keys())
+        .collect();
+    for location in locations {
+        let entry = match figures.last_verified.get(location) {
+            Some(verified_at) => {
+                let status = if now - verified_at > VERIFICATION_STALE_AFTER.as_secs_f64() {
+                    Status::Degraded
+                } else {
+                    Status::Ok
+                };
+                worst = worst.max(status);
+                json!({
+                    "status": status,
+                    "at": DateTime::<Utc>::from_timestamp(*verified_at as i64, 0),
+                })
+            }
+            None => {
+                worst = worst.max(Status::Degraded);
+                json!({
+                    "status": Status::Degraded,
+                    "at": null,
+                    "error": "no backup of this location has passed verification",
+                })
+            }
         };
-        worst = worst.max(status);
+        backups.insert(location.clone(), entry);
+    }
+    if backups.is_empty() {
         backups.insert(
-            location.clone(),
-            json!({
-                "status": status,
-                "at": DateTime::<Utc>::from_timestamp(*verified_at as i64, 0),
-            }),
+            "status".to_string(),
+            json!("unknown: no backup has been taken"),
         );
     }
     checks.insert("last_verified_backup".to_string(), Value::Object(backups));

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use duespark_dashboard::audit::{AuditAction, NewEntry};
 use duespark_jobs::kinds;
 use duespark_queue::{ActionError, JobFilter, JobId, JobInfo, JobStatus, NewJob};
 use serde::Deserialize;
@@ -257,6 +258,14 @@ pub async fn retry_job(
         .retry(parse_id(&id)?)
         .await
         .map_err(action_error)?;
+    audit(
+        &state,
+        &claims,
+        AuditAction::Retry,
+        &job.queue,
+        Some(job.id),
+    )
+    .await;
     Ok(Json(job_body(&job)))
 }
 
@@ -272,6 +281,14 @@ pub async fn cancel_job(
         .cancel(parse_id(&id)?)
         .await
         .map_err(action_error)?;
+    audit(
+        &state,
+        &claims,
+        AuditAction::Cancel,
+        &job.queue,
+        Some(job.id),
+    )
+    .await;
     Ok(Json(job_body(&job)))
 }
 
@@ -284,6 +301,7 @@ pub async fn pause_queue(
     claims.require(Scope::DashboardAdmin)?;
     check_queue(&queue)?;
     state.store.pause_queue(&queue).await?;
+    audit(&state, &claims, AuditAction::Pause, &queue, None).await;
     Ok(Json(json!({ "queue": queue, "paused": true })))
 }
 
@@ -296,7 +314,29 @@ pub async fn resume_queue(
     claims.require(Scope::DashboardAdmin)?;
     check_queue(&queue)?;
     state.store.resume_queue(&queue).await?;
+    audit(&state, &claims, AuditAction::Resume, &queue, None).await;
     Ok(Json(json!({ "queue": queue, "paused": false })))
+}
+
+/// Records an admin action taken through the API in the dashboard's audit log, next to the
+/// dashboard's own actions. A failed write is logged; the action has already happened.
+async fn audit(
+    state: &AppState,
+    claims: &Claims,
+    action: AuditAction,
+    queue: &str,
+    job_id: Option<JobId>,
+) {
+    let entry = NewEntry {
+        actor: &claims.sub,
+        action,
+        queue: Some(queue),
+        job_id,
+        detail: json!({ "via": "api" }),
+    };
+    if let Err(error) = duespark_dashboard::audit::record(&state.pool, entry).await {
+        tracing::error!(%error, actor = %claims.sub, action = action.as_str(), "failed to write the audit log entry");
+    }
 }
 
 fn check_queue(queue: &str) -> Result<(), ApiError> {

@@ -5,7 +5,7 @@
 use sqlx::ConnectOptions;
 use tracing::info;
 
-use super::run::{backup_and_verify, verify_newest};
+use super::run::{backup_and_verify, has_recorded_backup, verify_in_location};
 use crate::context::JobContext;
 use crate::outcome::JobError;
 
@@ -33,7 +33,19 @@ pub async fn run_backup(ctx: &JobContext) -> Result<(), JobError> {
 /// Verifies the newest backup in each location. A failure names the location's backup and check.
 pub async fn run_verify(ctx: &JobContext) -> Result<(), JobError> {
     let database_url = database_url(ctx);
-    let reports = verify_newest(&ctx.pool, &database_url, &ctx.backups).await;
+    let mut reports = Vec::new();
+    for location in ctx.backups.locations() {
+        if !has_recorded_backup(&ctx.pool, &location).await? {
+            info!(
+                location = location.name(),
+                "no backup recorded in this location yet; nothing to verify"
+            );
+            continue;
+        }
+        reports.push(
+            verify_in_location(&ctx.pool, &database_url, &ctx.backups, &location, None).await,
+        );
+    }
     let failures: Vec<String> = reports
         .iter()
         .filter_map(|report| {

@@ -169,6 +169,15 @@ pub async fn verify_newest(
     reports
 }
 
+/// Returns whether any backup of `location` was ever recorded. The daily verification skips a
+/// location that has none yet, as on a new deployment before its first backup.
+pub async fn has_recorded_backup(pool: &PgPool, location: &Location) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM backups WHERE location = $1)")
+        .bind(location.name())
+        .fetch_one(pool)
+        .await
+}
+
 /// Verifies backup `name` in `location`, or its newest backup when `name` is `None`, and records
 /// the result. A location without backups fails the `present` check.
 pub async fn verify_in_location(

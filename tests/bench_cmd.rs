@@ -1,0 +1,98 @@
+//! `duespark bench` as a command on a small scale: every figure is printed as one JSON line with
+//! plausible values, the jobs it made are gone afterwards, and a wrong figure name is refused.
+
+mod common;
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench(database_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_duespark"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .env("SECRET_KEY", common::SECRET_KEY)
+        .env("RUST_LOG", "warn")
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bench_prints_every_figure() {
+    let (pool, url) = common::fresh_database().await;
+    let output = bench(
+        &url,
+        &[
+            "--json",
+            "--jobs",
+            "500",
+            "--concurrency",
+            "50",
+            "--latency-samples",
+            "5",
+            "--http-requests",
+            "200",
+            "--http-clients",
+            "4",
+            "--backlog",
+            "3000",
+            "--backlog-drain",
+            "500",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    let names: Vec<&str> = figures
+        .iter()
+        .map(|figure| figure["figure"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "insert",
+            "drain",
+            "latency",
+            "http",
+            "backlog",
+            "worker_memory"
+        ]
+    );
+    for figure in &figures {
+        assert_eq!(figure["system"], "duespark");
+    }
+    assert!(figures[0]["jobs_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(figures[1]["jobs"], 500);
+    assert!(figures[2]["p50_ms"].as_f64().unwrap() > 0.0);
+    assert!(figures[2]["p99_ms"].as_f64().unwrap() >= figures[2]["p50_ms"].as_f64().unwrap());
+    assert_eq!(figures[3]["requests"], 200);
+    assert!(figures[3]["requests_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(figures[4]["waiting"], 3000);
+    let rss = figures[5]["rss_mb"].as_f64().unwrap();
+    assert!(rss > 1.0, "{rss}");
+    assert!(rss < 500.0, "{rss}");
+
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM duespark_queue.jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the benchmark deletes its jobs");
+}
+
+#[tokio::test]
+async fn bench_rejects_unknown_figure() {
+    let (_pool, url) = common::fresh_database().await;
+    let output = bench(&url, &["--measure", "drain,speed"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown figure \"speed\""), "{stderr}");
+}
