@@ -70,7 +70,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     pub latency_concurrency: usize,
     /// Concurrent HTTP clients.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     pub http_clients: usize,
     /// Requests sent in the HTTP figure.
     #[arg(long, default_value_t = 20_000)]

@@ -32,7 +32,8 @@ pub(crate) struct Shared {
     /// Jobs this worker holds: claimed, possibly not yet started. Only these get heartbeats.
     pub held: Mutex<HashSet<i64>>,
     /// Signalled when a held job is let go, so the fetcher can claim again.
-    pub capacity_freed: Notify,
+    /// Also notified by the completer after each written batch.
+    pub capacity_freed: Arc<Notify>,
     pub completer: Completer,
     /// Cancelled when the worker starts to stop: the fetcher and the listener end.
     pub stop_claiming: CancellationToken,
@@ -85,7 +86,13 @@ impl<Args> PgBackend<Args> {
     /// Creates the backend; its background tasks start on the worker's first poll.
     pub fn new(pool: PgPool, config: EngineConfig, owner: impl Into<String>) -> Self {
         let owner: Arc<str> = Arc::from(owner.into());
-        let completer = Completer::start(pool.clone(), owner.clone(), config.completer_batch);
+        let capacity_freed = Arc::new(Notify::new());
+        let completer = Completer::start(
+            pool.clone(),
+            owner.clone(),
+            config.completer_batch,
+            capacity_freed.clone(),
+        );
         let (sender, receiver) = mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
         PgBackend {
@@ -94,7 +101,7 @@ impl<Args> PgBackend<Args> {
                 config,
                 owner,
                 held: Mutex::new(HashSet::new()),
-                capacity_freed: Notify::new(),
+                capacity_freed,
                 completer,
                 stop_claiming: shutdown.child_token(),
                 shutdown,

@@ -2,8 +2,9 @@
 //! batch, which is what lets a worker finish many short jobs per second.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{error, warn};
 
 use super::claim;
@@ -21,19 +22,42 @@ enum Message {
 #[derive(Clone)]
 pub(crate) struct Completer {
     sender: mpsc::UnboundedSender<Message>,
+    /// Results queued and not yet written. The fetcher counts them against the worker's
+    /// capacity, so a slow database slows the claims instead of piling up running jobs.
+    pending: Arc<AtomicUsize>,
 }
 
 impl Completer {
-    /// Starts the completer task for `owner`'s results.
-    pub(crate) fn start(pool: sqlx::PgPool, owner: Arc<str>, batch: usize) -> Completer {
+    /// Starts the completer task for `owner`'s results; `written` is notified after each batch.
+    pub(crate) fn start(
+        pool: sqlx::PgPool,
+        owner: Arc<str>,
+        batch: usize,
+        written: Arc<Notify>,
+    ) -> Completer {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, owner, batch.max(1), receiver));
-        Completer { sender }
+        let pending = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(
+            pool,
+            owner,
+            batch.max(1),
+            receiver,
+            pending.clone(),
+            written,
+        ));
+        Completer { sender, pending }
+    }
+
+    /// Returns the number of results queued and not yet written.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Queues a successful attempt for writing.
     pub(crate) fn done(&self, id: i64, attempt: i32) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
         if self.sender.send(Message::Done { id, attempt }).is_err() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
             error!(
                 job.id = id,
                 "the completer stopped; the result is lost and the job will be rescued and run again"
@@ -55,6 +79,8 @@ async fn run(
     owner: Arc<str>,
     batch: usize,
     mut receiver: mpsc::UnboundedReceiver<Message>,
+    pending: Arc<AtomicUsize>,
+    written: Arc<Notify>,
 ) {
     let mut ids = Vec::with_capacity(batch);
     let mut attempts = Vec::with_capacity(batch);
@@ -77,6 +103,8 @@ async fn run(
 
         if !ids.is_empty() {
             write(&pool, &owner, &ids, &attempts).await;
+            pending.fetch_sub(ids.len(), Ordering::Relaxed);
+            written.notify_one();
             ids.clear();
             attempts.clear();
         }

@@ -46,10 +46,9 @@ pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
             shared.stop_claiming.cancel();
             return;
         }
-        let free = shared
-            .config
-            .concurrency
-            .saturating_sub(shared.held_count());
+        // Results waiting for the completer count as busy slots.
+        let busy = || shared.held_count() + shared.completer.pending();
+        let free = shared.config.concurrency.saturating_sub(busy());
         if free == 0 {
             tokio::select! {
                 () = shared.capacity_freed.notified() => {}
@@ -59,15 +58,12 @@ pub(crate) async fn run_fetcher<Args: DeserializeOwned + Send + 'static>(
         }
         // While most slots are busy, let a few more free up before claiming, so a busy worker
         // claims in batches rather than one job per round trip.
-        let free = if free < min_claim(shared.config.concurrency) && shared.held_count() > 0 {
+        let free = if free < min_claim(shared.config.concurrency) && busy() > 0 {
             tokio::select! {
                 () = tokio::time::sleep(CLAIM_GATHER) => {}
                 () = shared.stop_claiming.cancelled() => return,
             }
-            shared
-                .config
-                .concurrency
-                .saturating_sub(shared.held_count())
+            shared.config.concurrency.saturating_sub(busy())
         } else {
             free
         };
