@@ -37,27 +37,7 @@ pub async fn retry_job(
     Path(id): Path<String>,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Result<Redirect, DashboardError> {
-    authorize(&session, form)?;
-    let id = parse_job_id(&id)?;
-
-    let before = state.store().get(id).await?;
-    let job = state.store().retry(id).await?;
-    let detail = json!({
-        "status_before": before.map(|job| job.status.as_str()),
-        "status_after": job.status.as_str(),
-    });
-    record(
-        &state,
-        &session,
-        AuditAction::Retry,
-        Some(&job.queue),
-        Some(id),
-        detail,
-    )
-    .await?;
-    Ok(Redirect::to(&format!(
-        "/dashboard/jobs/{id}?notice=retried"
-    )))
+    job_action(&state, &session, &id, form, AuditAction::Retry).await
 }
 
 /// Cancels a job ("discard" for a dead or retrying one).
@@ -67,26 +47,33 @@ pub async fn cancel_job(
     Path(id): Path<String>,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Result<Redirect, DashboardError> {
-    authorize(&session, form)?;
-    let id = parse_job_id(&id)?;
+    job_action(&state, &session, &id, form, AuditAction::Cancel).await
+}
+
+/// Applies a retry or a cancel to one job, records it with the job's status before and after, and
+/// redirects to the job's page with a notice.
+async fn job_action(
+    state: &DashboardState,
+    session: &Session,
+    id: &str,
+    form: Result<Form<ActionForm>, FormRejection>,
+    action: AuditAction,
+) -> Result<Redirect, DashboardError> {
+    authorize(session, form)?;
+    let id = parse_job_id(id)?;
 
     let before = state.store().get(id).await?;
-    let job = state.store().cancel(id).await?;
+    let (job, notice) = match action {
+        AuditAction::Cancel => (state.store().cancel(id).await?, "cancelled"),
+        _ => (state.store().retry(id).await?, "retried"),
+    };
     let detail = json!({
         "status_before": before.map(|job| job.status.as_str()),
         "status_after": job.status.as_str(),
     });
-    record(
-        &state,
-        &session,
-        AuditAction::Cancel,
-        Some(&job.queue),
-        Some(id),
-        detail,
-    )
-    .await?;
+    record(state, session, action, Some(&job.queue), Some(id), detail).await?;
     Ok(Redirect::to(&format!(
-        "/dashboard/jobs/{id}?notice=cancelled"
+        "/dashboard/jobs/{id}?notice={notice}"
     )))
 }
 
