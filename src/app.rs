@@ -25,10 +25,10 @@ use crate::config::Config;
 
 /// Opens a connection pool and checks that the database accepts connections.
 ///
-/// Its sessions plan every statement for its parameters (`plan_cache_mode=force_custom_plan`):
-/// after five runs PostgreSQL may switch a prepared statement to a generic plan, and for the
-/// queue's claim and completion statements that plan was up to four times slower, depending on
-/// the run (measured with `duespark bench` on 100,000 jobs: 8,800 against 39,000 jobs/s).
+/// Its sessions plan every statement for its parameters (`plan_cache_mode=force_custom_plan`).
+/// After five runs PostgreSQL may switch a prepared statement to a generic plan. For the queue's
+/// claim and completion statements that plan made some runs of `duespark bench` on 100,000 jobs
+/// four times slower (8,800 against 39,000 jobs/s).
 pub async fn connect(database_url: &str) -> Result<PgPool> {
     let options = sqlx::postgres::PgConnectOptions::from_str(database_url)
         .context("DATABASE_URL is not a valid PostgreSQL URL")?

@@ -1,6 +1,6 @@
-//! `duespark backup` and `duespark verify-backup [PATH]`: take a backup (with upload, verification
-//! and retention, as the daily job does), or verify backups; both record the results and print
-//! them as JSON.
+//! `duespark backup` takes a backup with upload, verification and retention, as the daily job does.
+//! `duespark verify-backup [PATH]` verifies backups. Both record the results and print them as
+//! JSON.
 
 use std::path::PathBuf;
 

@@ -15,7 +15,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::LogFormat;
 
-/// What error tracking needs: where to send events and the values that must never be sent.
+/// Error tracking settings: where to send events and the values that must never be sent.
 pub struct ErrorTracking {
     pub dsn: String,
     /// `development` or `production`, shown with each event.

@@ -55,7 +55,7 @@ fn promtool_check(metrics: &str) -> String {
 
 #[tokio::test]
 async fn metrics_after_real_jobs() {
-    // Every send is answered 451, so reminder jobs retry.
+    // The SMTP server replies 451 to every message, so reminder jobs retry.
     let smtp = SmtpServer::start(SmtpOptions {
         tempfail_ratio: Some(1.0),
         ..SmtpOptions::default()
@@ -181,9 +181,9 @@ async fn metrics_token_protects_scrapes() {
     })
     .await;
     for path in ["/metrics", "/metrics_prom", "/health/detailed"] {
-        let refused = app.http.get(app.url(path)).send().await.unwrap();
-        assert_eq!(refused.status(), 401, "{path}");
-        let body: Value = refused.json().await.unwrap();
+        let rejected = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(rejected.status(), 401, "{path}");
+        let body: Value = rejected.json().await.unwrap();
         assert!(
             body["error"]["message"]
                 .as_str()

@@ -185,7 +185,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Longest request id kept from a caller; a longer one is replaced by a generated id.
+/// Maximum length of a caller's request id. A longer one is replaced by a generated id.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// Removes a caller's `x-request-id` that is too long to log, so a new one is generated.

@@ -103,7 +103,7 @@ async fn insert(pool: &PgPool, jobs: usize, progress: &Progress) -> Result<()> {
 
 /// Runs the workers until `count` jobs of the queue are done and returns the seconds it took.
 ///
-/// The handlers count the jobs they ran, so progress costs no query; once they have run `count`,
+/// The handlers count the jobs they ran, so progress costs no query. Once they have run `count`,
 /// the database is checked until the results are written.
 async fn drain(pool: &PgPool, args: &BenchArgs, count: usize, progress: &Progress) -> Result<f64> {
     let done_before = done_jobs(pool).await?;

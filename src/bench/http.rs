@@ -65,7 +65,7 @@ pub async fn measure(pool: &PgPool, args: &BenchArgs, progress: &Progress) -> Re
                     .send()
                     .await?;
                 if response.status() != reqwest::StatusCode::CREATED {
-                    bail!("POST /v1/jobs answered {}", response.status());
+                    bail!("POST /v1/jobs returned {}, expected 201", response.status());
                 }
                 latencies.push(millis(sent.elapsed()));
                 phase.set(next.load(Ordering::Relaxed) as u64);

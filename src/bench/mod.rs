@@ -12,8 +12,9 @@
 //!   chosen concurrency.
 //!
 //! Queue figures use a queue of their own (`bench`), cleared before and after, so the command can
-//! run beside real queues. The HTTP figure enqueues into `maintenance` (the API accepts registered
-//! queues only) and deletes those jobs afterwards; run the benchmark on a database of its own.
+//! run beside real queues. The HTTP figure enqueues into `maintenance`, because the API accepts
+//! registered queues only, and deletes those jobs afterwards. Run the benchmark on a database of
+//! its own.
 
 mod drain;
 mod http;
@@ -131,35 +132,35 @@ pub async fn run(pool: PgPool, database_url: &str, args: BenchArgs) -> Result<()
             FIGURES.join(", ")
         );
     }
-    let wanted = |name: &str| args.measure.iter().any(|figure| figure == name);
+    let selected = |name: &str| args.measure.iter().any(|figure| figure == name);
     let progress = Progress::new();
 
     drain::clear(&pool).await?;
-    if wanted("insert") || wanted("drain") {
+    if selected("insert") || selected("drain") {
         let (insert, drained) = drain::insert_and_drain(&pool, &args, &progress).await?;
-        if wanted("insert") {
+        if selected("insert") {
             insert.print(args.json)?;
         }
-        if wanted("drain") {
+        if selected("drain") {
             drained.print(args.json)?;
         }
     }
-    if wanted("latency") {
+    if selected("latency") {
         latency::measure(&pool, &args, &progress)
             .await?
             .print(args.json)?;
     }
-    if wanted("http") {
+    if selected("http") {
         http::measure(&pool, &args, &progress)
             .await?
             .print(args.json)?;
     }
-    if wanted("backlog") {
+    if selected("backlog") {
         drain::backlog(&pool, &args, &progress)
             .await?
             .print(args.json)?;
     }
-    if wanted("worker_memory") {
+    if selected("worker_memory") {
         memory::measure(&pool, database_url, &args, &progress)
             .await?
             .print(args.json)?;

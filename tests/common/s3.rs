@@ -16,7 +16,7 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Starts the server and waits until it answers HTTP.
+    /// Starts the server and waits until it responds to HTTP requests.
     pub fn start() -> S3Server {
         let python = std::env::var("DUESPARK_TEST_PYTHON")
             .expect("DUESPARK_TEST_PYTHON is set by scripts/test.sh");

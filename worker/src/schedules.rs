@@ -46,7 +46,7 @@ async fn enqueue_slot_job(
     Ok(store.enqueue(job).await?.created)
 }
 
-/// Longest pause between two checks for a periodic job's current slot.
+/// Maximum pause between two checks for a periodic job's current slot.
 const SLOT_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Start (Unix seconds) of the slot that contains `now`.

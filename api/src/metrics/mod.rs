@@ -77,12 +77,12 @@ pub async fn metrics(
 /// request may read the metrics (also when no token is configured).
 pub fn check_token(token: Option<&str>, headers: &HeaderMap) -> Option<Response> {
     let expected = token?;
-    let given = headers
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if crate::auth::secrets_equal(given.as_bytes(), expected.as_bytes()) {
+    if crate::auth::secrets_equal(presented.as_bytes(), expected.as_bytes()) {
         return None;
     }
     let mut response = ApiError::Unauthorized(
@@ -96,7 +96,7 @@ pub fn check_token(token: Option<&str>, headers: &HeaderMap) -> Option<Response>
     Some(response)
 }
 
-/// Encodes `registry` in the format the `Accept` header asks for: OpenMetrics or the classic text.
+/// Encodes `registry` in the format the `Accept` header requests: OpenMetrics or the classic text.
 pub fn encode(registry: &Registry, headers: &HeaderMap) -> Result<Response, ApiError> {
     let openmetrics = headers
         .get(header::ACCEPT)

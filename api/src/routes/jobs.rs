@@ -128,7 +128,7 @@ pub async fn post_job(
     idempotent(&state, &claims.sub, "/v1/jobs", &headers, &body, || async {
         let request: JobRequest = parse_json(&body)?;
         let job = request.into_new_job("")?;
-        // Concurrent requests share one statement and commit; each answers after its commit.
+        // Concurrent requests share one statement and commit. Each responds after its commit.
         let job = state.enqueuer.enqueue(job).await?;
         Ok((StatusCode::CREATED, Json(job_body(&job))).into_response())
     })

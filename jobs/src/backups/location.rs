@@ -55,7 +55,7 @@ impl Location {
         }
     }
 
-    /// Lists the backups, oldest first. A missing local folder holds no backups.
+    /// Lists the backups, oldest first. A missing local folder counts as empty.
     pub async fn list(&self) -> Result<Vec<StoredBackup>, String> {
         match self {
             Location::Local(dir) => list_local(dir).await,

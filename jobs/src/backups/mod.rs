@@ -190,7 +190,7 @@ pub(crate) fn find_tool(name: &str, pg_bin_dir: Option<&Path>) -> PathBuf {
 }
 
 /// Runs `command` to completion and returns its output, or `None` when it did not finish within
-/// `timeout`; the process is then killed (the commands built here have `kill_on_drop`).
+/// `timeout`. The process is then killed, because the command is set to `kill_on_drop`.
 pub(crate) async fn output_within(
     command: &mut Command,
     timeout: Duration,

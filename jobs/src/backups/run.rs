@@ -20,7 +20,7 @@ use super::s3::S3Location;
 use super::verify::{DEFAULT_RPO, VerifyReport, verify_backup};
 use super::{BackupError, BackupFile, create_backup, parse_name_timestamp, record_backup};
 
-/// Where backups go and how long they are kept.
+/// Backup locations, retention and the PostgreSQL tools' folder.
 #[derive(Debug, Clone)]
 pub struct BackupSettings {
     /// The local backup folder (`BACKUP_DIR`).
@@ -57,7 +57,7 @@ impl BackupSettings {
     }
 }
 
-/// What a backup run did. `ok` is true when the upload, every verification and retention passed.
+/// Result of a backup run. `ok` is true when the upload, every verification and retention passed.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupRun {
     pub ok: bool,

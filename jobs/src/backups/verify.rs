@@ -377,7 +377,7 @@ impl Verification<'_> {
             .await
             .map_err(|error| format!("cannot create scratch database {scratch}: {error}"))?;
 
-        // A caller that drops this future (a job timeout, a shutdown) skips the DROP below; the next
+        // A caller that drops this future (a job timeout, a shutdown) skips the DROP below. The next
         // verification drops the scratch database once it is a day old.
         let scratch_url = live_url.with_database(&scratch);
         let outcome = self.restore_and_compare(&mut live, &scratch_url).await;

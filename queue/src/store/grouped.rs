@@ -53,7 +53,7 @@ impl GroupedEnqueuer {
             Ok(Ok(job)) => Ok(job),
             Ok(Err(error)) => Err(QueueError::Grouped(error)),
             Err(_) => Err(QueueError::InvalidJob(
-                "the enqueue writer stopped before answering".into(),
+                "the enqueue writer stopped before it returned the job".into(),
             )),
         }
     }
