@@ -22,6 +22,8 @@ type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 /// One row of the snapshot statement: which gauge, up to two label values, the value.
 type Row = (String, String, String, f64);
 
+// Every job count names its status as a literal, so each subquery is planned against the partial
+// index that holds that status (the running index or the list index).
 const SNAPSHOT_SQL: &str = r#"
 SELECT 'jobs', q.queue, s.state,
        (CASE s.state
@@ -31,8 +33,12 @@ SELECT 'jobs', q.queue, s.state,
             WHEN 'pending' THEN (SELECT count(*) FROM duespark_queue.jobs j
                                  WHERE j.queue = q.queue AND j.status IN ('scheduled', 'pending')
                                    AND j.run_at <= now())
-            ELSE (SELECT count(*) FROM duespark_queue.jobs j
-                  WHERE j.queue = q.queue AND j.status = s.state)
+            WHEN 'running' THEN (SELECT count(*) FROM duespark_queue.jobs j
+                                 WHERE j.queue = q.queue AND j.status = 'running')
+            WHEN 'retrying' THEN (SELECT count(*) FROM duespark_queue.jobs j
+                                  WHERE j.queue = q.queue AND j.status = 'retrying')
+            WHEN 'dead' THEN (SELECT count(*) FROM duespark_queue.jobs j
+                              WHERE j.queue = q.queue AND j.status = 'dead')
         END)::float8
 FROM unnest($1::text[]) AS q(queue)
 CROSS JOIN unnest(ARRAY['scheduled', 'pending', 'running', 'retrying', 'dead']) AS s(state)

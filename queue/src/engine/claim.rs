@@ -211,11 +211,12 @@ pub(crate) async fn heartbeat(
     sqlx::query(
         r#"
         UPDATE duespark_queue.jobs SET lease_expires_at = now() + make_interval(secs => $2)
-        WHERE lease_owner = $1 AND status = 'running'
+        WHERE queue = $3 AND status = 'running' AND lease_owner = $1
         "#,
     )
     .bind(owner)
     .bind(lease.as_secs_f64())
+    .bind(queue)
     .execute(&mut *tx)
     .await?;
     sqlx::query(

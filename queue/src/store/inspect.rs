@@ -1,4 +1,4 @@
-//! Reading jobs: one by id, filtered keyset pages, and counts by queue and status.
+//! Reading jobs: one by id, and counts by queue and status.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -6,25 +6,6 @@ use serde_json::Value;
 
 use super::JobStore;
 use crate::{AttemptError, JobId, JobInfo, JobStatus, QueueError};
-
-/// Filters of a job list; `None` matches everything.
-#[derive(Debug, Clone, Default)]
-pub struct JobFilter {
-    pub queue: Option<String>,
-    pub status: Option<JobStatus>,
-    pub kind: Option<String>,
-    /// Return jobs older than this one (the previous page's `next_cursor`).
-    pub before: Option<JobId>,
-    pub limit: u32,
-}
-
-/// One page of jobs, newest first.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobPage {
-    pub jobs: Vec<JobInfo>,
-    /// Pass as `before` for the next page; `None` on the last page.
-    pub next_cursor: Option<JobId>,
-}
 
 /// Number of jobs per queue and status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,66 +67,24 @@ impl JobStore {
         Ok(row.map(|row| row.into_info(Utc::now())))
     }
 
-    /// Lists jobs newest first, one page at a time. A `scheduled` or `pending` filter matches by
-    /// `run_at`, the same way statuses are reported.
-    pub async fn list(&self, filter: &JobFilter) -> Result<JobPage, QueueError> {
-        let limit = i64::from(filter.limit.clamp(1, 500));
-        let (stored, due) = match filter.status {
-            None => (None, None),
-            Some(JobStatus::Scheduled) => (Some(vec!["scheduled", "pending"]), Some(false)),
-            Some(JobStatus::Pending) => (Some(vec!["scheduled", "pending"]), Some(true)),
-            Some(status) => (Some(vec![status.as_str()]), None),
-        };
-        let sql = format!(
-            r#"
-            SELECT {JOB_COLUMNS}
-            FROM duespark_queue.jobs
-            WHERE ($1::text IS NULL OR queue = $1)
-              AND ($2::text[] IS NULL OR status = ANY($2))
-              AND ($3::boolean IS NULL OR (run_at <= now()) = $3)
-              AND ($4::text IS NULL OR kind = $4)
-              AND ($5::bigint IS NULL OR id < $5)
-            ORDER BY id DESC
-            LIMIT $6
-            "#
-        );
-        let rows = sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
-            .bind(filter.queue.as_deref())
-            .bind(stored)
-            .bind(due)
-            .bind(filter.kind.as_deref())
-            .bind(filter.before.map(JobId::get))
-            .bind(limit + 1)
-            .fetch_all(&self.pool)
-            .await?;
-
-        let now = Utc::now();
-        let has_more = rows.len() as i64 > limit;
-        let jobs: Vec<JobInfo> = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(|row| row.into_info(now))
-            .collect();
-        let next_cursor = if has_more {
-            jobs.last().map(|job| job.id)
-        } else {
-            None
-        };
-        Ok(JobPage { jobs, next_cursor })
-    }
-
     /// Counts unfinished jobs per queue and status, plus finished ones of the last 24 hours.
     pub async fn counts(&self) -> Result<Vec<QueueCounts>, QueueError> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
             r#"
-            SELECT queue,
-                   CASE WHEN status IN ('scheduled', 'pending') AND run_at > now() THEN 'scheduled'
-                        WHEN status IN ('scheduled', 'pending') THEN 'pending'
-                        ELSE status END AS reported,
-                   count(*)
-            FROM duespark_queue.jobs
-            WHERE status IN ('scheduled', 'pending', 'running', 'retrying')
-               OR finished_at > now() - interval '24 hours'
+            SELECT queue, reported, count(*)
+            FROM (
+                SELECT queue,
+                       CASE WHEN status IN ('scheduled', 'pending') AND run_at > now() THEN 'scheduled'
+                            WHEN status IN ('scheduled', 'pending') THEN 'pending'
+                            ELSE status END AS reported
+                FROM duespark_queue.jobs
+                WHERE status IN ('scheduled', 'pending', 'retrying')
+                UNION ALL
+                SELECT queue, status FROM duespark_queue.jobs WHERE status = 'running'
+                UNION ALL
+                SELECT queue, status FROM duespark_queue.jobs
+                WHERE status IN ('done', 'dead', 'cancelled') AND finished_at > now() - interval '24 hours'
+            ) AS jobs
             GROUP BY 1, 2
             ORDER BY 1, 2
             "#,

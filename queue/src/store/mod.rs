@@ -6,6 +6,7 @@ mod bulk;
 mod enqueue;
 mod grouped;
 mod inspect;
+mod list;
 mod overview;
 mod retention;
 
@@ -14,7 +15,8 @@ use sqlx::PgPool;
 pub use actions::ActionError;
 pub use enqueue::{Enqueued, enqueue_batch_in, enqueue_in};
 pub use grouped::GroupedEnqueuer;
-pub use inspect::{JobFilter, JobPage, QueueCounts};
+pub use inspect::QueueCounts;
+pub use list::{JobFilter, JobPage};
 pub use overview::{CappedCount, FinishedPerMinute, JobLease, QueueStatusCount, WorkerInfo};
 pub use retention::RetentionPolicy;
 

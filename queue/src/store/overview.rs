@@ -69,8 +69,8 @@ pub struct JobLease {
 /// Counts of each queue in `$1` per reported status, in the order of `JobStatus::ALL`, each
 /// stopping at `$2` rows. A stored `scheduled` or `pending` job is reported by its `run_at`. Each
 /// status has its own subquery with literal values, so the planner picks an index per status:
-/// `jobs_waiting_run_at_idx` for the waiting ones and `jobs_queue_status_id_idx` for the others.
-/// A correlated subquery over a list of statuses would be planned once, as a scan of the table.
+/// `jobs_running_idx` for running jobs and the partial `jobs_list_idx` for the others. A correlated
+/// subquery over a list of statuses would be planned once, as a scan of the table.
 const CAPPED_COUNTS_SQL: &str = r#"
     SELECT q.queue,
         (SELECT count(*) FROM (SELECT 1 FROM duespark_queue.jobs j WHERE j.queue = q.queue
