@@ -30,7 +30,7 @@ Options:
   --graphile-args "ARGS"       extra options for graphile.mjs, e.g. "--concurrency 32"
   --pgboss-args "ARGS"         extra options for pgboss.mjs, e.g. "--batch-size 500"
   --duespark BIN               also run `BIN bench` (the duespark binary); off by default
-  --duespark-concurrency C     --concurrency of `duespark bench` (default 2000)
+  --duespark-concurrency C     --concurrency of `duespark bench` (default 3000)
   -h, --help                   print this help
 EOF
 }
@@ -42,7 +42,7 @@ peers="graphile,pgboss"
 graphile_args=""
 pgboss_args=""
 duespark_bin=""
-duespark_concurrency=2000
+duespark_concurrency=3000
 
 while [[ $# -gt 0 ]]; do
   case "$1" in

@@ -70,7 +70,9 @@ pub struct JobLease {
 /// stopping at `$2` rows. A stored `scheduled` or `pending` job is reported by its `run_at`. Each
 /// status has its own subquery with literal values, so the planner picks an index per status:
 /// `jobs_running_idx` for running jobs and the partial `jobs_list_idx` for the others. A correlated
-/// subquery over a list of statuses would be planned once, as a scan of the table.
+/// subquery over a list of statuses would be planned once, as a scan of the table. The ORDER BY
+/// follows the list index, which keeps the planner from a sequential scan that it expects to stop
+/// early (a queue with few done jobs took 67 ms of a 1,000,000-job table that way).
 const CAPPED_COUNTS_SQL: &str = r#"
     SELECT q.queue,
         (SELECT count(*) FROM (SELECT 1 FROM duespark_queue.jobs j WHERE j.queue = q.queue
@@ -80,13 +82,13 @@ const CAPPED_COUNTS_SQL: &str = r#"
         (SELECT count(*) FROM (SELECT 1 FROM duespark_queue.jobs j WHERE j.queue = q.queue
             AND j.status = 'running' LIMIT $2) AS found),
         (SELECT count(*) FROM (SELECT 1 FROM duespark_queue.jobs j WHERE j.queue = q.queue
-            AND j.status = 'retrying' LIMIT $2) AS found),
+            AND j.status = 'retrying' ORDER BY j.id DESC LIMIT $2) AS found),
         (SELECT count(*) FROM (SELECT 1 FROM duespark_queue.jobs j WHERE j.queue = q.queue
-            AND j.status = 'done' LIMIT $2) AS found),
+            AND j.status = 'done' ORDER BY j.id DESC LIMIT $2) AS found),
         (SELECT count(*) FROM (SELECT 1 FROM duespark_queue.jobs j WHERE j.queue = q.queue
-            AND j.status = 'dead' LIMIT $2) AS found),
+            AND j.status = 'dead' ORDER BY j.id DESC LIMIT $2) AS found),
         (SELECT count(*) FROM (SELECT 1 FROM duespark_queue.jobs j WHERE j.queue = q.queue
-            AND j.status = 'cancelled' LIMIT $2) AS found)
+            AND j.status = 'cancelled' ORDER BY j.id DESC LIMIT $2) AS found)
     FROM unnest($1::text[]) WITH ORDINALITY AS q(queue, ord)
     ORDER BY q.ord
 "#;
