@@ -30,7 +30,8 @@ Options:
   --graphile-args "ARGS"       extra options for graphile.mjs, e.g. "--concurrency 32"
   --pgboss-args "ARGS"         extra options for pgboss.mjs, e.g. "--batch-size 500"
   --duespark BIN               also run `BIN bench` (the duespark binary); off by default
-  --duespark-concurrency C     --concurrency of `duespark bench` (default 3000)
+  --duespark-concurrency C     --concurrency of `duespark bench` (default 6000)
+  --duespark-batch B           --batch of `duespark bench` (default 3000)
   -h, --help                   print this help
 EOF
 }
@@ -42,7 +43,8 @@ peers="graphile,pgboss"
 graphile_args=""
 pgboss_args=""
 duespark_bin=""
-duespark_concurrency=3000
+duespark_concurrency=6000
+duespark_batch=3000
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -54,14 +56,15 @@ while [[ $# -gt 0 ]]; do
     --pgboss-args) pgboss_args="${2?--pgboss-args needs a value}"; shift 2 ;;
     --duespark) duespark_bin="${2:?--duespark needs a value}"; shift 2 ;;
     --duespark-concurrency) duespark_concurrency="${2:?--duespark-concurrency needs a value}"; shift 2 ;;
+    --duespark-batch) duespark_batch="${2:?--duespark-batch needs a value}"; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
-for value in "$rounds" "$jobs" "$duespark_concurrency"; do
+for value in "$rounds" "$jobs" "$duespark_concurrency" "$duespark_batch"; do
   if ! [[ "$value" =~ ^[1-9][0-9]*$ ]]; then
-    echo "run.sh: --rounds, --jobs and --duespark-concurrency must be positive integers, got '$value'" >&2
+    echo "run.sh: --rounds, --jobs, --duespark-concurrency and --duespark-batch must be positive integers, got '$value'" >&2
     exit 2
   fi
 done
@@ -132,7 +135,7 @@ done
 # Runs `duespark bench`, whose JSON lines already have the peers' format.
 run_duespark() {
   DATABASE_URL="$server/duespark_peer_duespark" RUST_LOG=warn \
-    "$duespark_bin" bench --jobs "$jobs" --concurrency "$duespark_concurrency" \
+    "$duespark_bin" bench --jobs "$jobs" --concurrency "$duespark_concurrency" --batch "$duespark_batch" \
     --measure insert,drain,latency --json
 }
 
