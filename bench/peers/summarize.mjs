@@ -20,6 +20,7 @@ function round(value) {
 function groupKey(line) {
   const config = JSON.stringify({
     concurrency: line.concurrency,
+    batch: line.batch,
     ...line.config,
     pause_ms: line.pause_ms,
     jitter_ms: line.jitter_ms,
