@@ -161,8 +161,8 @@ export DUESPARK_TEST_SMTP_SERVER="$repo_root/scripts/smtp_server.py"
 
 "$DUESPARK_TEST_PYTHON" scripts/check_compose.py
 
-# apalis-postgres checks its SQL at compile time with sqlx macros. With DATABASE_URL set they would
-# check it against that (empty) database and fail, so they must use the query data the crate ships.
+# The same offline mode for sqlx's compile-time macros as .cargo/config.toml sets, so a build never
+# depends on the database that DATABASE_URL names.
 export SQLX_OFFLINE="${SQLX_OFFLINE:-true}"
 
 if [[ -z "${DATABASE_URL:-}" ]]; then
