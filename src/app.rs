@@ -15,8 +15,8 @@ use duespark_jobs::reminders::schedule::{Clock, SystemClock};
 use duespark_jobs::stripe::client::{StripeApiKey, StripeClient, StripeConfig};
 use duespark_queue::JobStore;
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{ConnectOptions, PgPool};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -33,13 +33,31 @@ pub async fn connect(database_url: &str) -> Result<PgPool> {
     let options = sqlx::postgres::PgConnectOptions::from_str(database_url)
         .context("DATABASE_URL is not a valid PostgreSQL URL")?
         .options([("plan_cache_mode", "force_custom_plan")]);
+    // One connection first, because the pool reports any failure as a timeout after 10 s and
+    // drops the cause (connection refused, unknown database, bad password).
+    let probe = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "timed out after {} s connecting to the database given by DATABASE_URL",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        })?
+        .context(
+            "failed to connect to the database given by DATABASE_URL; check that PostgreSQL runs \
+             at that address and that the database exists (createdb NAME)",
+        )?;
+    let _ = sqlx::Connection::close(probe).await;
     PgPoolOptions::new()
         .max_connections(20)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(CONNECT_TIMEOUT)
         .connect_with(options)
         .await
         .context("failed to connect to the database given by DATABASE_URL")
 }
+
+/// How long a start-up waits for its first database connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Applies the application's migrations, then the job store's. Migrations applied by a newer
 /// release are accepted, so the previous binary still starts after an expand migration

@@ -111,7 +111,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
     }
     let config = Config::from_env()?;
-    let _logging = crate::logging::init(config.log_format, config.error_tracking());
+    // The benchmark's own lines are the output; the platform's info lines (one per HTTP request
+    // in the http figure) would bury them.
+    let default_filter = match cli.command {
+        Command::Bench(_) => "warn",
+        _ => crate::logging::DEFAULT_FILTER,
+    };
+    let _logging = crate::logging::init(config.log_format, config.error_tracking(), default_filter);
 
     match cli.command {
         Command::Token {
@@ -156,6 +162,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::backup_cmd::verify(&config, &pool, &url, path).await
         }
         Command::Bench(args) => {
+            args.validate(&config.templates_dir)?;
             let url = required_database_url(&config)?.to_owned();
             let pool = app::connect(&url).await?;
             app::migrate(&pool).await?;

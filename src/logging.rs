@@ -30,10 +30,18 @@ pub struct LoggingGuard {
     _sentry: Option<sentry::ClientInitGuard>,
 }
 
-/// Installs the global subscriber. Calling it twice keeps the first one.
-pub fn init(format: LogFormat, error_tracking: Option<ErrorTracking>) -> LoggingGuard {
+/// The log filter when `RUST_LOG` is not set.
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn";
+
+/// Installs the global subscriber, filtered by `RUST_LOG` or else by `default_filter`. Calling it
+/// twice keeps the first one.
+pub fn init(
+    format: LogFormat,
+    error_tracking: Option<ErrorTracking>,
+    default_filter: &str,
+) -> LoggingGuard {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let lines = tracing_subscriber::fmt::layer()
         .with_target(false)
         // Logs go to stderr, so a command's output on stdout (a token, a report) stays clean.

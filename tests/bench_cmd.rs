@@ -1,14 +1,22 @@
 //! `duespark bench` as a command on a small scale: every figure is printed as one JSON line with
-//! plausible values, the jobs it made are gone afterwards, and a wrong figure name is refused.
+//! plausible values, the jobs it made are gone afterwards, and wrong options or a missing database
+//! or templates folder stop it with a message that names the problem.
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
 fn bench(database_url: &str, args: &[&str]) -> std::process::Output {
+    bench_in(&common::workspace_dir(), database_url, args)
+}
+
+/// Runs `duespark bench` with `directory` as its working directory.
+fn bench_in(directory: &Path, database_url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_duespark"))
+        .current_dir(directory)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", database_url)
@@ -95,4 +103,55 @@ async fn bench_rejects_unknown_figure() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown figure \"speed\""), "{stderr}");
+}
+
+/// Returns the URL of a database that does not exist on the test server.
+fn missing_database_url() -> String {
+    let mut url = url::Url::parse(&std::env::var("DATABASE_URL").expect("DATABASE_URL is set"))
+        .expect("DATABASE_URL is a URL");
+    url.set_path("/duespark_no_such_database");
+    url.to_string()
+}
+
+#[test]
+fn bench_checks_options_before_connecting() {
+    let output = bench(
+        &missing_database_url(),
+        &["--backlog", "10", "--backlog-drain", "20"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--backlog-drain must be between 1 and --backlog (10), got 20"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("does not exist"), "{stderr}");
+}
+
+#[test]
+fn bench_outside_repository_names_templates() {
+    let directory = tempfile::tempdir().unwrap();
+    let output = bench_in(
+        directory.path(),
+        &missing_database_url(),
+        &["--measure", "worker_memory"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Run from the repository root or set TEMPLATES_DIR"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_database_is_named_once() {
+    let output = bench(&missing_database_url(), &["--measure", "drain"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let named = stderr
+        .matches("database \"duespark_no_such_database\" does not exist")
+        .count();
+    assert_eq!(named, 1, "{stderr}");
+    assert!(stderr.contains("createdb"), "{stderr}");
 }

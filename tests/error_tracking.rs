@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use duespark::config::LogFormat;
-use duespark::logging::{ErrorTracking, init};
+use duespark::logging::{DEFAULT_FILTER, ErrorTracking, init};
 
 const SECRET: &str = "sk_live_never-leaves-the-process";
 
@@ -41,6 +41,7 @@ async fn error_event_is_sent_without_secrets() {
             environment: "development",
             secrets: vec![SECRET.to_string()],
         }),
+        DEFAULT_FILTER,
     );
     tracing::info!(api_key = SECRET, "calling Stripe with {SECRET}");
     tracing::error!(stripe.key = SECRET, "Stripe rejected the key {SECRET}");

@@ -47,12 +47,12 @@ async function main() {
     if (lines[0].figure === "latency") {
       const field = (name) => `${name} ${round(median(lines.map((line) => line[name])))}`;
       const medians = ["p50_ms", "p90_ms", "p99_ms", "max_ms"].map(field).join(", ");
-      const runs = lines.map((line) => line.p50_ms).join(" / ");
+      const runs = lines.map((line) => round(line.p50_ms)).join(" / ");
       process.stdout.write(`${key}: median of ${rounds} rounds: ${medians} (p50 of each round: ${runs})\n`);
     } else {
       const rates = lines.map((line) => line.jobs_per_second);
       const rate = Math.round(median(rates));
-      process.stdout.write(`${key}: median ${rate} jobs/s over ${rounds} rounds (${rates.join(" / ")})\n`);
+      process.stdout.write(`${key}: median ${rate} jobs/s over ${rounds} rounds (${rates.map(Math.round).join(" / ")})\n`);
     }
   }
 }

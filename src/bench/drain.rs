@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::*;
 use duespark_queue::{EngineConfig, JobFailure, JobStore, NewJob, PgBackend};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::progress::Progress;
+use super::progress::{Phase, Progress};
 use super::{BenchArgs, Figure, seconds_since};
 
 /// The benchmark's own queue.
@@ -27,7 +27,7 @@ pub async fn insert_and_drain(
     progress: &Progress,
 ) -> Result<(Figure, Figure)> {
     let started = Instant::now();
-    insert(pool, args.jobs, progress).await?;
+    insert(pool, args.jobs, progress.phase("insert", args.jobs as u64)).await?;
     let insert_seconds = seconds_since(started);
     analyze(pool).await?;
     let insert = Figure::new(
@@ -39,7 +39,13 @@ pub async fn insert_and_drain(
         }),
     );
 
-    let drain_seconds = drain(pool, args, args.jobs, progress).await?;
+    let drain_seconds = drain(
+        pool,
+        args,
+        args.jobs,
+        progress.phase("drain", args.jobs as u64),
+    )
+    .await?;
     let drained = Figure::new(
         "drain",
         json!({
@@ -57,13 +63,12 @@ pub async fn insert_and_drain(
 /// Fills the queue with `args.backlog` jobs, then times the drain of the first
 /// `args.backlog_drain` of them while the rest wait.
 pub async fn backlog(pool: &PgPool, args: &BenchArgs, progress: &Progress) -> Result<Figure> {
-    if args.backlog_drain == 0 || args.backlog_drain > args.backlog {
-        bail!("--backlog-drain must be between 1 and --backlog");
-    }
     clear(pool).await?;
-    insert(pool, args.backlog, progress).await?;
+    let filling = progress.phase("backlog insert", args.backlog as u64);
+    insert(pool, args.backlog, filling).await?;
     analyze(pool).await?;
-    let seconds = drain(pool, args, args.backlog_drain, progress).await?;
+    let draining = progress.phase("backlog drain", args.backlog_drain as u64);
+    let seconds = drain(pool, args, args.backlog_drain, draining).await?;
     clear(pool).await?;
     Ok(Figure::new(
         "backlog",
@@ -83,9 +88,8 @@ fn batch(args: &BenchArgs) -> usize {
     args.batch.unwrap_or(args.concurrency)
 }
 
-async fn insert(pool: &PgPool, jobs: usize, progress: &Progress) -> Result<()> {
+async fn insert(pool: &PgPool, jobs: usize, phase: Phase) -> Result<()> {
     let store = JobStore::new(pool.clone());
-    let phase = progress.phase("insert", jobs as u64);
     for chunk_start in (0..jobs).step_by(INSERT_CHUNK) {
         let count = INSERT_CHUNK.min(jobs - chunk_start);
         let batch = (0..count)
@@ -105,9 +109,8 @@ async fn insert(pool: &PgPool, jobs: usize, progress: &Progress) -> Result<()> {
 ///
 /// The handlers count the jobs they ran, so progress costs no query. Once they have run `count`,
 /// the database is checked until the results are written.
-async fn drain(pool: &PgPool, args: &BenchArgs, count: usize, progress: &Progress) -> Result<f64> {
+async fn drain(pool: &PgPool, args: &BenchArgs, count: usize, phase: Phase) -> Result<f64> {
     let done_before = done_jobs(pool).await?;
-    let phase = progress.phase("drain", count as u64);
     let shutdown = CancellationToken::new();
     let ran = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();

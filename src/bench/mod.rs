@@ -22,6 +22,7 @@ mod latency;
 mod memory;
 mod progress;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -57,6 +58,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub batch: Option<usize>,
     /// Figures to measure, comma-separated: insert, drain, latency, http, backlog, worker_memory.
+    /// Insert and drain always run together, because the drain takes the inserted jobs.
     #[arg(
         long,
         value_delimiter = ',',
@@ -117,21 +119,44 @@ impl Figure {
     }
 }
 
-/// Runs the selected figures against `pool` and prints each as it completes.
+impl BenchArgs {
+    /// Checks the options before anything connects or runs. `templates_dir` is where a
+    /// `duespark worker` started from here looks for the email templates.
+    pub fn validate(&self, templates_dir: &Path) -> Result<()> {
+        if self.jobs == 0 || self.workers == 0 || self.concurrency == 0 {
+            bail!("--jobs, --workers and --concurrency must be at least 1");
+        }
+        if let Some(unknown) = self
+            .measure
+            .iter()
+            .find(|name| !FIGURES.contains(&name.as_str()))
+        {
+            bail!(
+                "--measure: unknown figure {unknown:?}; expected some of {}",
+                FIGURES.join(", ")
+            );
+        }
+        if self.backlog_drain == 0 || self.backlog_drain > self.backlog {
+            bail!(
+                "--backlog-drain must be between 1 and --backlog ({}), got {}",
+                self.backlog,
+                self.backlog_drain
+            );
+        }
+        if self.measure.iter().any(|figure| figure == "worker_memory") && !templates_dir.is_dir() {
+            bail!(
+                "worker_memory starts `duespark worker`, which loads the email templates from \
+                 {}: no such directory. Run from the repository root or set TEMPLATES_DIR",
+                templates_dir.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Runs the selected figures against `pool` and prints each as it completes. The arguments must
+/// have passed [`BenchArgs::validate`].
 pub async fn run(pool: PgPool, database_url: &str, args: BenchArgs) -> Result<()> {
-    if args.jobs == 0 || args.workers == 0 || args.concurrency == 0 {
-        bail!("--jobs, --workers and --concurrency must be at least 1");
-    }
-    if let Some(unknown) = args
-        .measure
-        .iter()
-        .find(|name| !FIGURES.contains(&name.as_str()))
-    {
-        bail!(
-            "--measure: unknown figure {unknown:?}; expected some of {}",
-            FIGURES.join(", ")
-        );
-    }
     let selected = |name: &str| args.measure.iter().any(|figure| figure == name);
     let progress = Progress::new();
 
