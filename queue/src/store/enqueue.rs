@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::{PgConnection, Postgres};
 
 use super::JobStore;
 use crate::{JobId, NewJob, QueueError};
@@ -56,7 +58,7 @@ pub async fn enqueue_batch_in(
 
     // Ids are drawn from the sequence in input order first, so each input row has its id
     // whether or not its insert was skipped for an existing idempotency key.
-    let rows: Vec<(i64, i64, bool)> = sqlx::query_as(
+    let query = sqlx::query_as(
         r#"
         WITH input AS (
             SELECT nextval('duespark_queue.jobs_id_seq') AS id, t.*
@@ -84,16 +86,12 @@ pub async fn enqueue_batch_in(
               AND existing.idempotency_key = input.idempotency_key
         ORDER BY input.ord
         "#,
-    )
-    .bind(&columns.queues)
-    .bind(&columns.kinds)
-    .bind(&columns.payloads)
-    .bind(&columns.run_ats)
-    .bind(&columns.priorities)
-    .bind(&columns.max_attempts)
-    .bind(&columns.keys)
-    .fetch_all(&mut *conn)
-    .await?;
+    );
+    let rows: Vec<(i64, i64, bool)> = columns
+        .bind(query)
+        .bind(&columns.keys)
+        .fetch_all(&mut *conn)
+        .await?;
 
     let mut results: Vec<Enqueued> = rows
         .into_iter()
@@ -117,7 +115,7 @@ async fn insert_without_keys(
     conn: &mut PgConnection,
     columns: &Columns,
 ) -> Result<Vec<Enqueued>, QueueError> {
-    let mut ids: Vec<i64> = sqlx::query_scalar(
+    let query = sqlx::query_as(
         r#"
         INSERT INTO duespark_queue.jobs (queue, kind, payload, status, priority, max_attempts, run_at)
         SELECT queue, kind, payload,
@@ -127,15 +125,9 @@ async fn insert_without_keys(
              AS t(queue, kind, payload, run_at, priority, max_attempts)
         RETURNING id
         "#,
-    )
-    .bind(&columns.queues)
-    .bind(&columns.kinds)
-    .bind(&columns.payloads)
-    .bind(&columns.run_ats)
-    .bind(&columns.priorities)
-    .bind(&columns.max_attempts)
-    .fetch_all(&mut *conn)
-    .await?;
+    );
+    let rows: Vec<(i64,)> = columns.bind(query).fetch_all(&mut *conn).await?;
+    let mut ids: Vec<i64> = rows.into_iter().map(|(id,)| id).collect();
     ids.sort_unstable();
     Ok(ids
         .into_iter()
@@ -214,6 +206,20 @@ struct Columns {
 }
 
 impl Columns {
+    /// Binds the columns every insert statement takes, as `$1` to `$6`.
+    fn bind<'q, O>(
+        &'q self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        query
+            .bind(&self.queues)
+            .bind(&self.kinds)
+            .bind(&self.payloads)
+            .bind(&self.run_ats)
+            .bind(&self.priorities)
+            .bind(&self.max_attempts)
+    }
+
     fn from_jobs(jobs: &[NewJob]) -> Columns {
         Columns {
             queues: jobs.iter().map(|job| job.queue.clone()).collect(),
