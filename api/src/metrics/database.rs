@@ -23,7 +23,7 @@ type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 type Row = (String, String, String, f64);
 
 // Every job count names its status as a literal, so each subquery is planned against the partial
-// index that holds that status (the running index or the list index).
+// index that contains that status (the running index or the list index).
 const SNAPSHOT_SQL: &str = r#"
 SELECT 'jobs', q.queue, s.state,
        (CASE s.state

@@ -36,8 +36,8 @@ pub(crate) struct RescuedRow {
 /// The update finds the locked rows by their physical address (ctid), which saves a primary key
 /// lookup per job: a claim of 3,000 jobs took 20 ms instead of 25 ms in psql. The row locks keep
 /// those versions current until the update. A row that another transaction changed after this
-/// statement's snapshot may be locked in a version the update cannot see; it is then left out of
-/// this claim and stays waiting for the next one.
+/// statement's snapshot may be locked in a version the update cannot see. That row is left out of
+/// this claim and waits for the next one.
 pub(crate) async fn claim(
     pool: &PgPool,
     queue: &str,

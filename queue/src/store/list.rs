@@ -1,9 +1,9 @@
 //! Job lists: filtered keyset pages, newest first.
 //!
 //! The list index (`jobs_list_idx`) orders each queue's jobs of one status by id, and the running
-//! index holds the running jobs. A page is therefore read as one small ordered scan per queue and
-//! status, merged: the statuses are written into the statement as literals, so the planner can
-//! match each branch to the partial index that holds it.
+//! index contains the running jobs. A page is therefore read as one small ordered scan per queue
+//! and status, and the scans are merged. The statuses are written into the statement as literals,
+//! so the planner can match each branch to the partial index that contains that status.
 
 use chrono::Utc;
 use serde::Serialize;
