@@ -113,22 +113,7 @@ pub async fn pause_queue(
     Path(queue): Path<String>,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Result<Redirect, DashboardError> {
-    authorize(&session, form)?;
-    let queue = known_queue(&queue)?;
-
-    state.store().pause_queue(queue).await?;
-    record(
-        &state,
-        &session,
-        AuditAction::Pause,
-        Some(queue),
-        None,
-        json!({}),
-    )
-    .await?;
-    Ok(Redirect::to(&format!(
-        "/dashboard?notice=paused&queue={queue}"
-    )))
+    set_paused(state, session, &queue, form, true).await
 }
 
 /// Resumes a paused queue.
@@ -138,21 +123,30 @@ pub async fn resume_queue(
     Path(queue): Path<String>,
     form: Result<Form<ActionForm>, FormRejection>,
 ) -> Result<Redirect, DashboardError> {
-    authorize(&session, form)?;
-    let queue = known_queue(&queue)?;
+    set_paused(state, session, &queue, form, false).await
+}
 
-    state.store().resume_queue(queue).await?;
-    record(
-        &state,
-        &session,
-        AuditAction::Resume,
-        Some(queue),
-        None,
-        json!({}),
-    )
-    .await?;
+/// Pauses or resumes a registered queue and records the action in the audit log.
+async fn set_paused(
+    state: DashboardState,
+    session: Session,
+    queue: &str,
+    form: Result<Form<ActionForm>, FormRejection>,
+    paused: bool,
+) -> Result<Redirect, DashboardError> {
+    authorize(&session, form)?;
+    let queue = known_queue(queue)?;
+
+    let (action, notice) = if paused {
+        state.store().pause_queue(queue).await?;
+        (AuditAction::Pause, "paused")
+    } else {
+        state.store().resume_queue(queue).await?;
+        (AuditAction::Resume, "resumed")
+    };
+    record(&state, &session, action, Some(queue), None, json!({})).await?;
     Ok(Redirect::to(&format!(
-        "/dashboard?notice=resumed&queue={queue}"
+        "/dashboard?notice={notice}&queue={queue}"
     )))
 }
 
